@@ -1,0 +1,65 @@
+/*
+ * Per-fd state of the sockets the shim watches, indexed by fd number so the
+ * interposed read()/close()/sendfile() pay one bounds check and one load on
+ * every other fd. Entries hold values, never pointers: a program racing
+ * close() against I/O on the same fd cannot make us touch freed memory.
+ */
+#ifndef KTLS_SHIM_FDTAB_H
+#define KTLS_SHIM_FDTAB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	KTLS_FD_TLS = 1u << 0,       /* a TLS session the shim has seen */
+	KTLS_FD_ULP = 1u << 1,       /* "tls" ULP attached */
+	KTLS_FD_TX = 1u << 2,        /* TX in the kernel */
+	KTLS_FD_RX = 1u << 3,        /* RX in the kernel */
+	KTLS_FD_FINAL = 1u << 4,     /* post-handshake check done */
+	KTLS_FD_POISONED = 1u << 5,  /* unsafe to send: refuse all writes */
+	KTLS_FD_ULP_TRIED = 1u << 6,
+	KTLS_FD_TX_TRIED = 1u << 7,
+	KTLS_FD_RX_TRIED = 1u << 8,
+	KTLS_FD_TX_REFUSED = 1u << 9, /* the shim's policy said no */
+	KTLS_FD_RX_REFUSED = 1u << 10,
+};
+
+struct ktls_fd {
+	_Atomic uint32_t flags;
+	_Atomic uint16_t version;
+	_Atomic uint16_t cipher_type; /* TLS_CIPHER_* */
+	_Atomic uint8_t ulp_err, tx_err, rx_err; /* errno of failed attempts */
+	_Atomic uint8_t tx_reason, rx_reason;    /* enum ktls_reason */
+	_Atomic uint64_t tx_bytes, rx_bytes;
+};
+
+extern struct ktls_fd *ktls_fdtab;
+extern _Atomic size_t ktls_fdtab_size;
+
+/* Maps the table (lazily backed by the kernel's zero page). */
+int ktls_fdtab_init(size_t max_fds);
+
+static inline struct ktls_fd *ktls_fd_get(int fd)
+{
+	/* acquire pairs with the release in ktls_fdtab_init: a non-zero size
+	 * means the table pointer is visible. Free on x86. */
+	if ((size_t)fd >= atomic_load_explicit(&ktls_fdtab_size,
+					       memory_order_acquire))
+		return NULL; /* also catches fd < 0, and "not initialised" */
+	return &ktls_fdtab[fd];
+}
+
+/* The entry when the fd carries a session the shim is tracking. */
+static inline struct ktls_fd *ktls_fd_tracked(int fd)
+{
+	struct ktls_fd *e = ktls_fd_get(fd);
+	if (e && (atomic_load_explicit(&e->flags, memory_order_relaxed) &
+		  KTLS_FD_TLS))
+		return e;
+	return NULL;
+}
+
+void ktls_fd_reset(struct ktls_fd *e);
+
+#endif

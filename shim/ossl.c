@@ -1,0 +1,92 @@
+#define _GNU_SOURCE
+#include "ossl.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "log.h"
+
+struct ktls_ossl ktls_ossl;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void *find(const char *lib, const char *name)
+{
+	void *p = dlsym(RTLD_NEXT, name);
+	if (p)
+		return p;
+	/* lib is "ssl" or "crypto"; 1.1 is tried so that a 1.1 program still
+	 * finds its real functions (it gets no kTLS: modern stays 0). */
+	static const char *const sonames[] = { "lib%s.so.3", "lib%s.so.1.1" };
+	for (size_t i = 0; i < 2 && !p; i++) {
+		char so[32];
+		snprintf(so, sizeof(so), sonames[i], lib);
+		void *h = dlopen(so, RTLD_LAZY | RTLD_NOLOAD);
+		if (!h)
+			continue;
+		p = dlsym(h, name);
+		dlclose(h); /* NOLOAD took a reference; it stays loaded */
+	}
+	return p;
+}
+
+#define SSLSYM(f)                                                             \
+	do {                                                                  \
+		ktls_ossl.f = (__typeof__(ktls_ossl.f))find("ssl", #f); \
+		ok = ok && ktls_ossl.f;                                       \
+	} while (0)
+#define CRYPTOSYM(f)                                                          \
+	do {                                                                  \
+		ktls_ossl.f =                                                 \
+			(__typeof__(ktls_ossl.f))find("crypto", #f);  \
+		ok = ok && ktls_ossl.f;                                       \
+	} while (0)
+
+static void bind_all(void)
+{
+	int saved = errno, ok = 1;
+	SSLSYM(SSL_new);
+	SSLSYM(SSL_set_fd);
+	SSLSYM(SSL_do_handshake);
+	SSLSYM(SSL_connect);
+	SSLSYM(SSL_accept);
+	SSLSYM(SSL_read);
+	SSLSYM(SSL_read_ex);
+	SSLSYM(SSL_write);
+	SSLSYM(SSL_write_ex);
+	SSLSYM(SSL_key_update);
+	CRYPTOSYM(OpenSSL_version_num);
+	SSLSYM(SSL_set_options);
+	SSLSYM(SSL_get_options);
+	SSLSYM(SSL_get_rbio);
+	SSLSYM(SSL_get_wbio);
+	SSLSYM(SSL_version);
+	SSLSYM(SSL_is_init_finished);
+	SSLSYM(SSL_get_current_cipher);
+	SSLSYM(SSL_CIPHER_get_name);
+	SSLSYM(SSL_CIPHER_get_cipher_nid);
+	SSLSYM(SSL_get_ex_data);
+	SSLSYM(SSL_set_ex_data);
+	CRYPTOSYM(CRYPTO_get_ex_new_index);
+	CRYPTOSYM(BIO_method_type);
+	CRYPTOSYM(BIO_ctrl);
+	ktls_ossl.ok = ok;
+	ktls_ossl.ex_idx = -1;
+	if (ok) {
+		ktls_ossl.modern = ktls_ossl.OpenSSL_version_num() >= 0x30000000L;
+		ktls_ossl.ex_idx = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+		if (ktls_ossl.ex_idx < 0)
+			ktls_ossl.ok = 0;
+	}
+	if (!ktls_ossl.ok)
+		ktls_warn("libssl 3 symbols not found; sessions stay in userspace");
+	errno = saved;
+}
+
+int ktls_ossl_bind(void)
+{
+	pthread_once(&once, bind_all);
+	return ktls_ossl.ok;
+}

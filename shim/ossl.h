@@ -1,0 +1,51 @@
+/*
+ * libssl/libcrypto entry points, bound at run time. The shim never links
+ * libssl: preloaded system-wide it must not drag OpenSSL into every process.
+ * The hooks only run in programs that called into libssl, so it is loaded by
+ * then, though maybe only in a dlopen()ed local scope (Python's _ssl), which
+ * RTLD_NEXT cannot see: hence the RTLD_NOLOAD fallback.
+ */
+#ifndef KTLS_SHIM_OSSL_H
+#define KTLS_SHIM_OSSL_H
+
+#include <openssl/ssl.h>
+
+struct ktls_ossl {
+	/* interposed: the next definitions */
+	__typeof__(SSL_new) *SSL_new;
+	__typeof__(SSL_set_fd) *SSL_set_fd;
+	__typeof__(SSL_do_handshake) *SSL_do_handshake;
+	__typeof__(SSL_connect) *SSL_connect;
+	__typeof__(SSL_accept) *SSL_accept;
+	__typeof__(SSL_read) *SSL_read;
+	__typeof__(SSL_read_ex) *SSL_read_ex;
+	__typeof__(SSL_write) *SSL_write;
+	__typeof__(SSL_write_ex) *SSL_write_ex;
+	__typeof__(SSL_key_update) *SSL_key_update;
+	/* helpers */
+	__typeof__(OpenSSL_version_num) *OpenSSL_version_num;
+	__typeof__(SSL_set_options) *SSL_set_options;
+	__typeof__(SSL_get_options) *SSL_get_options;
+	__typeof__(SSL_get_rbio) *SSL_get_rbio;
+	__typeof__(SSL_get_wbio) *SSL_get_wbio;
+	__typeof__(SSL_version) *SSL_version;
+	__typeof__(SSL_is_init_finished) *SSL_is_init_finished;
+	__typeof__(SSL_get_current_cipher) *SSL_get_current_cipher;
+	__typeof__(SSL_CIPHER_get_name) *SSL_CIPHER_get_name;
+	__typeof__(SSL_CIPHER_get_cipher_nid) *SSL_CIPHER_get_cipher_nid;
+	__typeof__(SSL_get_ex_data) *SSL_get_ex_data;
+	__typeof__(SSL_set_ex_data) *SSL_set_ex_data;
+	__typeof__(CRYPTO_get_ex_new_index) *CRYPTO_get_ex_new_index;
+	__typeof__(BIO_method_type) *BIO_method_type;
+	__typeof__(BIO_ctrl) *BIO_ctrl;
+	int ok;      /* every symbol found */
+	int modern;  /* libssl 3.0 or newer: SSL_OP_ENABLE_KTLS exists */
+	int ex_idx;  /* SSL ex_data slot for per-SSL notes */
+};
+
+extern struct ktls_ossl ktls_ossl;
+
+/* Binds once; returns ktls_ossl.ok. */
+int ktls_ossl_bind(void);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * The next definitions of the libc functions the shim interposes, bound once
+ * with dlsym(RTLD_NEXT) under pthread_once (socket_wrapper's pattern). Safe
+ * to use from any hook, before the constructor has run and after fork().
+ */
+#ifndef KTLS_SHIM_REAL_H
+#define KTLS_SHIM_REAL_H
+
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct ktls_real {
+	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*read_chk)(int, void *, size_t, size_t);
+	int (*close)(int);
+	ssize_t (*sendfile)(int, int, off_t *, size_t);
+	ssize_t (*sendfile64)(int, int, off_t *, size_t);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+};
+
+extern struct ktls_real ktls_real;
+extern atomic_int ktls_real_ready;
+
+void ktls_real_bind(void);
+
+static inline void ktls_real_ensure(void)
+{
+	if (__builtin_expect(!atomic_load_explicit(&ktls_real_ready,
+						   memory_order_acquire),
+			     0))
+		ktls_real_bind();
+}
+
+#endif

@@ -1,0 +1,28 @@
+/* Why a direction of a session did (or did not) move into the kernel. */
+#ifndef KTLS_SHIM_REASON_H
+#define KTLS_SHIM_REASON_H
+
+enum ktls_reason {
+	KTLS_R_MOVED = 0,
+	KTLS_R_DIRECTION_OFF,      /* config: directions */
+	KTLS_R_CIPHER_OFF,         /* config: ciphers */
+	KTLS_R_VERSION_OFF,        /* config: versions */
+	KTLS_R_CIPHER_UNSUPPORTED, /* not an AEAD the kernel takes */
+	KTLS_R_VERSION_UNSUPPORTED,/* TLS 1.0/1.1, DTLS */
+	KTLS_R_NOT_SOCKET_BIO,     /* memory or custom BIO: no fd to move */
+	KTLS_R_NOT_TCP,
+	KTLS_R_NOT_CONNECTED,
+	KTLS_R_NO_KERNEL_TLS,      /* TCP_ULP "tls" -> ENOENT */
+	KTLS_R_ULP_FAILED,         /* TCP_ULP failed otherwise */
+	KTLS_R_KERNEL_CIPHER,      /* TLS_TX/RX -> ENOENT/EINVAL: no AEAD */
+	KTLS_R_SETSOCKOPT_FAILED,  /* TLS_TX/RX failed otherwise */
+	KTLS_R_TLS13_RX_NEEDS_ENGINE, /* OpenSSL < 3.2 never moves TLS 1.3 RX */
+	KTLS_R_LIB_DECLINED,       /* OpenSSL did not try (e.g. data pending) */
+	KTLS_R_LIB_NO_KTLS,        /* libssl older than 3.0 or built without kTLS */
+	KTLS_R_VERIFY_FAILED,      /* OpenSSL and the kernel disagree */
+	KTLS_R_COUNT,
+};
+
+const char *ktls_reason_name(enum ktls_reason r);
+
+#endif

@@ -1,0 +1,363 @@
+#define _GNU_SOURCE
+#include "session.h"
+
+#include <errno.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/obj_mac.h>
+#include <string.h>
+
+#include "cipher.h"
+#include "ktls_install.h"
+#include "log.h"
+#include "ossl.h"
+#include "real.h"
+#include "reason.h"
+#include "shim.h"
+#include "stats.h"
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+#define TLS_CT_HANDSHAKE 22
+#define TLS_HS_KEY_UPDATE 24
+
+/* ex_data note on SSLs without a socket BIO, so each counts once. */
+#define NOTE_COUNTED ((void *)1)
+
+static int sock_fd(BIO *b)
+{
+	if (!b || ktls_ossl.BIO_method_type(b) != BIO_TYPE_SOCKET)
+		return -1;
+	return (int)ktls_ossl.BIO_ctrl(b, BIO_C_GET_FD, 0, NULL);
+}
+
+static unsigned version_bit(unsigned v)
+{
+	return v == KTLS_TLS12 ? KTLS_VERSION_BIT_TLS12
+	       : v == KTLS_TLS13 ? KTLS_VERSION_BIT_TLS13
+				 : 0;
+}
+
+static enum ktls_cipher cipher_of(SSL *s)
+{
+	const SSL_CIPHER *c = ktls_ossl.SSL_get_current_cipher(s);
+	if (!c)
+		return KTLS_CIPHER_NONE;
+	switch (ktls_ossl.SSL_CIPHER_get_cipher_nid(c)) {
+	case NID_aes_128_gcm:
+		return KTLS_CIPHER_AES_128_GCM;
+	case NID_aes_256_gcm:
+		return KTLS_CIPHER_AES_256_GCM;
+	case NID_chacha20_poly1305:
+		return KTLS_CIPHER_CHACHA20_POLY1305;
+	case NID_aes_128_ccm: {
+		/* CCM_8 has an 8-byte tag the kernel does not do. */
+		const char *n = ktls_ossl.SSL_CIPHER_get_name(c);
+		if (n && (strstr(n, "CCM8") || strstr(n, "CCM_8")))
+			return KTLS_CIPHER_NONE;
+		return KTLS_CIPHER_AES_128_CCM;
+	}
+	default:
+		return KTLS_CIPHER_NONE;
+	}
+}
+
+static uint8_t errno8(int e)
+{
+	return (uint8_t)(e > 0 && e < 256 ? e : 255);
+}
+
+void ktls_sess_on_new(SSL *s)
+{
+	if (!ktls_cfg.directions || !ktls_cfg.ciphers || !ktls_cfg.versions ||
+	    !ktls_ossl.modern)
+		return;
+	/* OpenSSL >= 3.0 does the key installation itself once asked; it
+	 * has to be asked before SSL_set_fd, where it attaches the ULP. */
+	ktls_ossl.SSL_set_options(s, SSL_OP_ENABLE_KTLS);
+}
+
+/*
+ * A handshake on an fd whose entry is already final means the number was
+ * reused behind our back (closed through a path we do not see: fclose(),
+ * close_range()) or the session renegotiates: either way start afresh.
+ */
+static void forget_stale(SSL *s)
+{
+	struct ktls_fd *e = ktls_fd_get(sock_fd(ktls_ossl.SSL_get_wbio(s)));
+	if (e && (atomic_load(&e->flags) & KTLS_FD_FINAL))
+		ktls_fd_reset(e);
+}
+
+static enum ktls_reason explain(struct ktls_fd *e, int fd, int rx,
+				unsigned version, enum ktls_cipher kc)
+{
+	unsigned f = atomic_load(&e->flags);
+	const struct ktls_cipher_desc *d = ktls_cipher_desc(kc);
+
+	if (!version_bit(version))
+		return KTLS_R_VERSION_UNSUPPORTED;
+	if (!d || (version == KTLS_TLS13 && !d->tls13_ok))
+		return KTLS_R_CIPHER_UNSUPPORTED;
+	if (!(ktls_cfg.versions & version_bit(version)))
+		return KTLS_R_VERSION_OFF;
+	if (!(ktls_cfg.directions & (rx ? KTLS_DIR_RX : KTLS_DIR_TX)))
+		return KTLS_R_DIRECTION_OFF;
+	if (!(ktls_cfg.ciphers & KTLS_CIPHER_BIT(kc)))
+		return KTLS_R_CIPHER_OFF;
+	if (!ktls_ossl.modern)
+		return KTLS_R_LIB_NO_KTLS;
+	if ((f & KTLS_FD_ULP_TRIED) && !(f & KTLS_FD_ULP))
+		return ktls_reason_from_ulp_errno(atomic_load(&e->ulp_err));
+	if (!(f & KTLS_FD_ULP_TRIED)) {
+		enum ktls_reason r = ktls_check_socket(&ktls_sockops_sys, fd);
+		return r != KTLS_R_MOVED ? r : KTLS_R_LIB_DECLINED;
+	}
+	if (f & (rx ? KTLS_FD_RX_TRIED : KTLS_FD_TX_TRIED)) {
+		int err = atomic_load(rx ? &e->rx_err : &e->tx_err);
+		if (err)
+			return ktls_reason_from_install_errno(err);
+	}
+	if (rx && version == KTLS_TLS13)
+		return KTLS_R_TLS13_RX_NEEDS_ENGINE;
+	return KTLS_R_LIB_DECLINED;
+}
+
+/*
+ * OpenSSL's view (the BIO flag) and the kernel's (getsockopt) must agree:
+ * if OpenSSL believes the kernel encrypts and it does not, the next write
+ * is plaintext on the wire; the other way round, records get encrypted
+ * twice. Either is a reason to stop sending, never to carry on.
+ */
+static enum ktls_reason verify(int fd, int dir, int lib_says, unsigned version,
+			       enum ktls_cipher kc)
+{
+	uint16_t v = 0, ct = 0;
+	int k = ktls_query_dir(&ktls_sockops_sys, fd, dir, &v, &ct);
+	const struct ktls_cipher_desc *d = ktls_cipher_desc(kc);
+	int kernel_has = k == 1 && d && v == version && ct == d->kernel_type;
+	if (lib_says && kernel_has)
+		return KTLS_R_MOVED;
+	if (!lib_says && k != 1)
+		return KTLS_R_LIB_DECLINED; /* consistent; caller explains */
+	return KTLS_R_VERIFY_FAILED;
+}
+
+static void finalize(SSL *s, int fd, struct ktls_fd *e)
+{
+	BIO *wb = ktls_ossl.SSL_get_wbio(s), *rb = ktls_ossl.SSL_get_rbio(s);
+	unsigned version = (unsigned)ktls_ossl.SSL_version(s);
+	enum ktls_cipher kc = cipher_of(s);
+	int lib_tx = ktls_ossl.BIO_ctrl(wb, BIO_CTRL_GET_KTLS_SEND, 0, NULL) > 0;
+	int lib_rx = sock_fd(rb) == fd &&
+		     ktls_ossl.BIO_ctrl(rb, BIO_CTRL_GET_KTLS_RECV, 0, NULL) > 0;
+	enum ktls_reason r[2];
+	int poison = 0;
+
+	for (int rx = 0; rx < 2; rx++) {
+		r[rx] = verify(fd, rx ? TLS_RX : TLS_TX, rx ? lib_rx : lib_tx,
+			       version, kc);
+		if (r[rx] == KTLS_R_VERIFY_FAILED)
+			poison = 1;
+		else if (r[rx] != KTLS_R_MOVED)
+			r[rx] = explain(e, fd, rx, version, kc);
+	}
+	const struct ktls_cipher_desc *d = ktls_cipher_desc(kc);
+	atomic_store(&e->version, (uint16_t)version);
+	atomic_store(&e->cipher_type, d ? d->kernel_type : 0);
+	atomic_store(&e->tx_reason, (uint8_t)r[0]);
+	atomic_store(&e->rx_reason, (uint8_t)r[1]);
+	atomic_fetch_or(&e->flags,
+			KTLS_FD_TLS | (r[0] == KTLS_R_MOVED ? KTLS_FD_TX : 0) |
+				(r[1] == KTLS_R_MOVED ? KTLS_FD_RX : 0) |
+				(poison ? KTLS_FD_POISONED : 0));
+	ktls_stats_session(r[0], r[1]);
+
+	const SSL_CIPHER *c = ktls_ossl.SSL_get_current_cipher(s);
+	if (poison)
+		ktls_err("fd=%d: OpenSSL and the kernel disagree on kTLS state "
+			 "(tx lib=%d, rx lib=%d); refusing to send on this "
+			 "connection",
+			 fd, lib_tx, lib_rx);
+	ktls_dbg("session fd=%d %s %s tx=%s rx=%s engine=openssl "
+		 "verified=getsockopt",
+		 fd, ktls_version_name((uint16_t)version),
+		 c ? ktls_ossl.SSL_CIPHER_get_name(c) : "none",
+		 r[0] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[0]),
+		 r[1] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[1]));
+}
+
+static void note_non_socket(SSL *s)
+{
+	if (ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_idx) == NOTE_COUNTED)
+		return;
+	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_idx, NOTE_COUNTED);
+	ktls_stats_session(KTLS_R_NOT_SOCKET_BIO, KTLS_R_NOT_SOCKET_BIO);
+	ktls_dbg("session without a socket BIO (memory or custom BIO): "
+		 "stays in userspace");
+}
+
+int ktls_sess_pre(SSL *s, enum ktls_io io)
+{
+	if (!ktls_ossl.SSL_is_init_finished(s)) {
+		forget_stale(s);
+		return 0;
+	}
+	if (io != KTLS_IO_WRITE)
+		return 0;
+	struct ktls_fd *e = ktls_fd_tracked(sock_fd(ktls_ossl.SSL_get_wbio(s)));
+	return e && ktls_sess_send_refused(e) ? -1 : 0;
+}
+
+void ktls_sess_post(SSL *s, enum ktls_io io, size_t bytes)
+{
+	if (!ktls_ossl.SSL_is_init_finished(s))
+		return;
+	int fd = sock_fd(ktls_ossl.SSL_get_wbio(s));
+	if (fd < 0) {
+		note_non_socket(s);
+		return;
+	}
+	struct ktls_fd *e = ktls_fd_get(fd);
+	if (!e)
+		return;
+	/* Whoever sets FINAL first does the check: no lock on this path. */
+	if (!(atomic_fetch_or(&e->flags, KTLS_FD_FINAL | KTLS_FD_TLS) &
+	      KTLS_FD_FINAL))
+		finalize(s, fd, e);
+	ktls_sess_count(e, io, bytes);
+}
+
+void ktls_sess_count(struct ktls_fd *e, enum ktls_io io, size_t bytes)
+{
+	uint32_t bit = io == KTLS_IO_WRITE ? KTLS_FD_TX : KTLS_FD_RX;
+	if (!bytes || !(atomic_load_explicit(&e->flags, memory_order_relaxed) &
+			bit))
+		return;
+	atomic_fetch_add_explicit(io == KTLS_IO_WRITE ? &e->tx_bytes
+						      : &e->rx_bytes,
+				  bytes, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ktls_stats.bytes[io == KTLS_IO_WRITE ? 0 : 1],
+				  bytes, memory_order_relaxed);
+}
+
+int ktls_sess_send_refused(struct ktls_fd *e)
+{
+	if (!(atomic_load(&e->flags) & KTLS_FD_POISONED))
+		return 0;
+	atomic_fetch_add(&ktls_stats.refused_writes, 1);
+	errno = EKEYEXPIRED;
+	return 1;
+}
+
+int ktls_sess_key_update_ok(SSL *s)
+{
+	int fd = sock_fd(ktls_ossl.SSL_get_wbio(s));
+	struct ktls_fd *e = ktls_fd_tracked(fd);
+	if (!e || !(atomic_load(&e->flags) & KTLS_FD_TX) ||
+	    atomic_load(&e->version) != KTLS_TLS13)
+		return 1;
+	ktls_warn("fd=%d: refusing SSL_key_update: the kernel holds the TX "
+		  "key and OpenSSL 3.0 cannot hand it the next one",
+		  fd);
+	return 0;
+}
+
+int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
+			 socklen_t len)
+{
+	struct ktls_fd *e = ktls_fd_get(fd);
+	int rc, err;
+
+	if (!e)
+		return ktls_real.setsockopt(fd, level, name, val, len);
+	if (level == IPPROTO_TCP && name == TCP_ULP) {
+		if (!val || len < 3 || memcmp(val, "tls", 3) != 0)
+			return ktls_real.setsockopt(fd, level, name, val, len);
+		rc = ktls_real.setsockopt(fd, level, name, val, len);
+		err = rc ? errno : 0;
+		/* OpenSSL asks again before each direction's keys: EEXIST
+		 * is the same session. Anything else starts a new one, and
+		 * whatever an earlier socket with this number left is stale. */
+		if (err != EEXIST) {
+			ktls_fd_reset(e);
+			atomic_store(&e->ulp_err, errno8(err));
+			atomic_store(&e->flags,
+				     KTLS_FD_TLS | KTLS_FD_ULP_TRIED |
+					     (rc == 0 ? KTLS_FD_ULP : 0));
+		}
+		errno = err;
+		return rc;
+	}
+	if (level != SOL_TLS || (name != TLS_TX && name != TLS_RX) || !val ||
+	    len < sizeof(struct tls_crypto_info))
+		return ktls_real.setsockopt(fd, level, name, val, len);
+
+	/* Only the 4-byte header is looked at, never the key behind it. */
+	struct tls_crypto_info hdr;
+	memcpy(&hdr, val, sizeof(hdr));
+	int rx = name == TLS_RX;
+	enum ktls_cipher kc = ktls_cipher_by_kernel_type(hdr.cipher_type);
+	atomic_fetch_or(&e->flags,
+			KTLS_FD_TLS | (rx ? KTLS_FD_RX_TRIED : KTLS_FD_TX_TRIED));
+	if (!(ktls_cfg.directions & (rx ? KTLS_DIR_RX : KTLS_DIR_TX)) ||
+	    !(ktls_cfg.versions & version_bit(hdr.version)) ||
+	    kc == KTLS_CIPHER_NONE || !(ktls_cfg.ciphers & KTLS_CIPHER_BIT(kc))) {
+		/* OpenSSL treats any failure here as "stay in userspace". */
+		atomic_fetch_or(&e->flags, rx ? KTLS_FD_RX_REFUSED
+					      : KTLS_FD_TX_REFUSED);
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	rc = ktls_real.setsockopt(fd, level, name, val, len);
+	err = rc ? errno : 0;
+	atomic_store(rx ? &e->rx_err : &e->tx_err, errno8(err));
+	errno = err;
+	return rc;
+}
+
+/*
+ * OpenSSL 3.0 with kTLS TX sends a TLS 1.3 KeyUpdate through the kernel and
+ * then switches to the next key in userspace only (openssl#16307): every
+ * later record would be sealed with a key the peer has dropped. Refuse the
+ * KeyUpdate itself, so the connection fails loudly and nothing goes out
+ * under the wrong key.
+ */
+int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e, const struct msghdr *m)
+{
+	if (ktls_sess_send_refused(e))
+		return 1;
+	uint32_t f = atomic_load(&e->flags);
+	if (!(f & KTLS_FD_TX) || atomic_load(&e->version) != KTLS_TLS13 || !m)
+		return 0;
+	int type = -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c;
+	     c = CMSG_NXTHDR((struct msghdr *)m, c))
+		if (c->cmsg_level == SOL_TLS &&
+		    c->cmsg_type == TLS_SET_RECORD_TYPE &&
+		    c->cmsg_len >= CMSG_LEN(1))
+			type = *CMSG_DATA(c);
+	if (type != TLS_CT_HANDSHAKE || m->msg_iovlen < 1 || !m->msg_iov ||
+	    m->msg_iov[0].iov_len < 1 ||
+	    ((const uint8_t *)m->msg_iov[0].iov_base)[0] != TLS_HS_KEY_UPDATE)
+		return 0;
+	ktls_err("fd=%d: TLS 1.3 KeyUpdate: OpenSSL 3.0 cannot give the kernel "
+		 "the next TX key; failing this connection rather than "
+		 "sending under a stale key",
+		 fd);
+	atomic_fetch_or(&e->flags, KTLS_FD_POISONED);
+	return ktls_sess_send_refused(e);
+}
+
+void ktls_sess_close(int fd, struct ktls_fd *e)
+{
+	uint32_t f = atomic_load(&e->flags);
+	if (f & KTLS_FD_FINAL)
+		ktls_dbg("close fd=%d kernel_tx_bytes=%llu kernel_rx_bytes=%llu",
+			 fd, (unsigned long long)atomic_load(&e->tx_bytes),
+			 (unsigned long long)atomic_load(&e->rx_bytes));
+	ktls_fd_reset(e);
+}

@@ -1,0 +1,325 @@
+/*
+ * tls_xfer: a plain OpenSSL client or server that moves a known amount of
+ * data each way and reports what it sent and received (sha256), what OpenSSL
+ * believes (BIO_get_ktls_send/recv) and what the kernel says (getsockopt
+ * SOL_TLS). The integration tests run it with the shim preloaded on one side
+ * and without on the other, so the peer is a real, unshimmed OpenSSL.
+ *
+ *   tls_xfer --role server --port 0 --cert C --key K [options]
+ *   tls_xfer --role client --port P [options]
+ * Options: --tls 1.2|1.3  --cipher NAME  --send BYTES  --seed N  --conns N
+ *          --chunk BYTES  --blocking  --key-update  --host ADDR
+ * One line per connection on stdout:
+ *   conn=0 version=TLSv1.3 cipher=... sent=N sent_sha256=H recv=M
+ *   recv_sha256=H lib_tx=1 lib_rx=0 kernel_tx=1 kernel_rx=0
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+struct opts {
+	int server, blocking, key_update, conns;
+	const char *host, *cert, *key, *cipher, *tls;
+	int port;
+	unsigned long long send;
+	uint64_t seed;
+	size_t chunk;
+};
+
+static void die(const char *what)
+{
+	fprintf(stderr, "tls_xfer: %s: %s\n", what, strerror(errno));
+	ERR_print_errors_fp(stderr);
+	exit(2);
+}
+
+static void die_ssl(const char *what, SSL *s, int r)
+{
+	fprintf(stderr, "tls_xfer: %s failed: SSL_get_error=%d errno=%d (%s)\n",
+		what, s ? SSL_get_error(s, r) : 0, errno, strerror(errno));
+	ERR_print_errors_fp(stderr);
+	exit(3);
+}
+
+/* xorshift64*: a cheap deterministic stream; content only has to differ
+ * per seed and be hard to get right by accident. */
+static void fill(uint8_t *b, size_t n, uint64_t *st)
+{
+	for (size_t i = 0; i < n; i++) {
+		if ((i & 7) == 0) {
+			*st ^= *st >> 12;
+			*st ^= *st << 25;
+			*st ^= *st >> 27;
+		}
+		b[i] = (uint8_t)((*st * 0x2545F4914F6CDD1DULL) >> (8 * (i & 7)));
+	}
+}
+
+static void hex(const unsigned char *d, unsigned n, char *out)
+{
+	for (unsigned i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+static int kernel_has(int fd, int dir)
+{
+	struct tls_crypto_info hdr = { 0 };
+	socklen_t len = sizeof(hdr); /* header only: the kernel returns no key */
+	return getsockopt(fd, SOL_TLS, dir, &hdr, &len) == 0 &&
+	       hdr.cipher_type != 0;
+}
+
+static int wait_io(int fd, int want_write)
+{
+	struct pollfd p = { fd, want_write ? POLLOUT : POLLIN, 0 };
+	int r = poll(&p, 1, 60000);
+	if (r == 0) {
+		fprintf(stderr, "tls_xfer: no progress for 60 s\n");
+		exit(4);
+	}
+	return r;
+}
+
+/* Runs an SSL call until done, waiting on the socket as OpenSSL asks. */
+#define RETRY(s, fd, what, call)                                              \
+	for (;;) {                                                            \
+		int r_ = (call);                                              \
+		if (r_ > 0)                                                   \
+			break;                                                \
+		int e_ = SSL_get_error(s, r_);                                \
+		if (e_ == SSL_ERROR_WANT_READ || e_ == SSL_ERROR_WANT_WRITE)  \
+			wait_io(fd, e_ == SSL_ERROR_WANT_WRITE);              \
+		else                                                          \
+			die_ssl(what, s, r_);                                 \
+	}
+
+static void transfer(const struct opts *o, SSL *s, int fd, int conn)
+{
+	EVP_MD_CTX *hs = EVP_MD_CTX_new(), *hr = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(hs, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(hr, EVP_sha256(), NULL);
+	uint8_t *out = malloc(o->chunk), *in = malloc(1 << 16);
+	uint64_t st = o->seed + (uint64_t)conn * 7919 + 1;
+	unsigned long long sent = 0, recvd = 0;
+	size_t pending = 0; /* bytes of out awaiting a retried SSL_write */
+	int shut_sent = 0, recv_done = 0, updated = 0;
+
+	if (o->server)
+		RETRY(s, fd, "SSL_accept", SSL_accept(s))
+	else
+		RETRY(s, fd, "SSL_connect", SSL_connect(s))
+
+	while (!(sent == o->send && !pending && shut_sent && recv_done)) {
+		int progress = 0, want_write = 0;
+		if (sent < o->send || pending) {
+			if (!pending) {
+				unsigned long long left = o->send - sent;
+				pending = left < o->chunk ? (size_t)left : o->chunk;
+				fill(out, pending, &st);
+			}
+			size_t w = 0;
+			int r = SSL_write_ex(s, out, pending, &w);
+			if (r > 0) {
+				EVP_DigestUpdate(hs, out, w);
+				sent += w;
+				pending = 0;
+				progress = 1;
+				if (o->key_update && !updated &&
+				    sent >= o->send / 2) {
+					updated = 1;
+					if (!SSL_key_update(
+						    s, SSL_KEY_UPDATE_REQUESTED))
+						fprintf(stderr,
+							"tls_xfer: SSL_key_update "
+							"refused\n");
+				}
+			} else {
+				int e = SSL_get_error(s, r);
+				if (e == SSL_ERROR_WANT_WRITE)
+					want_write = 1;
+				else if (e != SSL_ERROR_WANT_READ)
+					die_ssl("SSL_write_ex", s, r);
+			}
+		} else if (!shut_sent) {
+			int r = SSL_shutdown(s);
+			if (r >= 0) {
+				shut_sent = 1;
+				progress = 1;
+			} else {
+				int e = SSL_get_error(s, r);
+				if (e == SSL_ERROR_WANT_WRITE)
+					want_write = 1;
+				else if (e != SSL_ERROR_WANT_READ)
+					die_ssl("SSL_shutdown", s, r);
+			}
+		}
+		/* In blocking mode, read only once our side is done sending,
+		 * or SSL_read would block while the peer waits for us. */
+		if (!recv_done && (!o->blocking || shut_sent)) {
+			size_t n = 0;
+			int r = SSL_read_ex(s, in, 1 << 16, &n);
+			if (r > 0) {
+				EVP_DigestUpdate(hr, in, n);
+				recvd += n;
+				progress = 1;
+			} else {
+				int e = SSL_get_error(s, r);
+				if (e == SSL_ERROR_ZERO_RETURN)
+					recv_done = progress = 1;
+				else if (e == SSL_ERROR_WANT_WRITE)
+					want_write = 1;
+				else if (e != SSL_ERROR_WANT_READ)
+					die_ssl("SSL_read_ex", s, r);
+			}
+		}
+		if (!progress)
+			wait_io(fd, want_write);
+	}
+
+	unsigned char d[32];
+	unsigned dl;
+	char sh[65], rh[65];
+	EVP_DigestFinal_ex(hs, d, &dl);
+	hex(d, dl, sh);
+	EVP_DigestFinal_ex(hr, d, &dl);
+	hex(d, dl, rh);
+	printf("conn=%d version=%s cipher=%s sent=%llu sent_sha256=%s "
+	       "recv=%llu recv_sha256=%s lib_tx=%d lib_rx=%d kernel_tx=%d "
+	       "kernel_rx=%d\n",
+	       conn, SSL_get_version(s),
+	       SSL_CIPHER_get_name(SSL_get_current_cipher(s)), sent, sh, recvd,
+	       rh, (int)BIO_get_ktls_send(SSL_get_wbio(s)),
+	       (int)BIO_get_ktls_recv(SSL_get_rbio(s)), kernel_has(fd, TLS_TX),
+	       kernel_has(fd, TLS_RX));
+	fflush(stdout);
+	EVP_MD_CTX_free(hs);
+	EVP_MD_CTX_free(hr);
+	free(out);
+	free(in);
+}
+
+static SSL_CTX *make_ctx(const struct opts *o)
+{
+	SSL_CTX *ctx = SSL_CTX_new(o->server ? TLS_server_method()
+					     : TLS_client_method());
+	if (!ctx)
+		die("SSL_CTX_new");
+	int v = strcmp(o->tls, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
+	SSL_CTX_set_min_proto_version(ctx, v);
+	SSL_CTX_set_max_proto_version(ctx, v);
+	if (o->cipher) {
+		int ok = v == TLS1_3_VERSION
+				 ? SSL_CTX_set_ciphersuites(ctx, o->cipher)
+				 : SSL_CTX_set_cipher_list(ctx, o->cipher);
+		if (!ok)
+			die("cipher");
+	}
+	/* The peer may reuse this binary with or without the shim, so keep
+	 * the SSL defaults: no SSL_OP_ENABLE_KTLS here, ever. */
+	if (o->server &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM) != 1))
+		die("certificate");
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	return ctx;
+}
+
+static void run_conn(const struct opts *o, SSL_CTX *ctx, int fd, int conn)
+{
+	if (!o->blocking)
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	SSL *s = SSL_new(ctx);
+	SSL_set_fd(s, fd);
+	transfer(o, s, fd, conn);
+	SSL_free(s);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .host = "127.0.0.1", .tls = "1.3", .conns = 1,
+			  .chunk = 16384, .seed = 1 };
+	static const struct option lo[] = {
+		{ "role", 1, 0, 'r' },	    { "host", 1, 0, 'h' },
+		{ "port", 1, 0, 'p' },	    { "cert", 1, 0, 'c' },
+		{ "key", 1, 0, 'k' },	    { "cipher", 1, 0, 'C' },
+		{ "tls", 1, 0, 't' },	    { "send", 1, 0, 's' },
+		{ "seed", 1, 0, 'S' },	    { "conns", 1, 0, 'n' },
+		{ "chunk", 1, 0, 'b' },	    { "blocking", 0, 0, 'B' },
+		{ "key-update", 0, 0, 'U' }, { 0, 0, 0, 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r': o.server = strcmp(optarg, "server") == 0; break;
+		case 'h': o.host = optarg; break;
+		case 'p': o.port = atoi(optarg); break;
+		case 'c': o.cert = optarg; break;
+		case 'k': o.key = optarg; break;
+		case 'C': o.cipher = optarg; break;
+		case 't': o.tls = optarg; break;
+		case 's': o.send = strtoull(optarg, NULL, 0); break;
+		case 'S': o.seed = strtoull(optarg, NULL, 0); break;
+		case 'n': o.conns = atoi(optarg); break;
+		case 'b': o.chunk = strtoull(optarg, NULL, 0); break;
+		case 'B': o.blocking = 1; break;
+		case 'U': o.key_update = 1; break;
+		default: fprintf(stderr, "tls_xfer: bad option\n"); return 2;
+		}
+	}
+	if (o.chunk == 0 || o.conns < 1) {
+		fprintf(stderr, "tls_xfer: --chunk and --conns must be > 0\n");
+		return 2;
+	}
+	SSL_CTX *ctx = make_ctx(&o);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)o.port) };
+	if (inet_pton(AF_INET, o.host, &a.sin_addr) != 1)
+		die("--host");
+
+	if (o.server) {
+		int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+		setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 64))
+			die("bind/listen");
+		socklen_t al = sizeof(a);
+		getsockname(ls, (struct sockaddr *)&a, &al);
+		printf("PORT %d\n", ntohs(a.sin_port));
+		fflush(stdout);
+		for (int i = 0; i < o.conns; i++) {
+			int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				die("accept");
+			run_conn(&o, ctx, fd, i);
+		}
+		close(ls);
+	} else {
+		for (int i = 0; i < o.conns; i++) {
+			int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (connect(fd, (struct sockaddr *)&a, sizeof(a)))
+				die("connect");
+			run_conn(&o, ctx, fd, i);
+		}
+	}
+	SSL_CTX_free(ctx);
+	return 0;
+}
