@@ -126,7 +126,7 @@ int ktls_config_set(struct ktls_config *c, const char *key, const char *value,
 		    char *err, size_t errlen)
 {
 	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-		if (*p < 0x20 || *p >= 0x7f) {
+		if ((*p < 0x20 && *p != '\t') || *p >= 0x7f) {
 			snprintf(err, errlen,
 				 "%s: invalid character 0x%02x in value", key,
 				 *p);
@@ -203,7 +203,8 @@ static char *trim(char *s)
 /* "[program GLOB]": does this section apply to us? -1 when malformed. */
 static int section_applies(char *line, const struct ktls_prog *prog)
 {
-	char *end = strchr(line, ']');
+	/* The last ']': globs may hold bracket expressions ([0-9]). */
+	char *end = strrchr(line, ']');
 	if (!end || *trim(end + 1) != '\0')
 		return -1;
 	*end = '\0';
@@ -299,7 +300,9 @@ int ktls_config_load_file(struct ktls_config *c, const char *path,
 			  const struct ktls_prog *prog, char *err,
 			  size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO named as the config must not hang the program
+	 * in our constructor; it is refused below as not a regular file. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT && !required)
 			return 0;

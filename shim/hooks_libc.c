@@ -6,6 +6,7 @@
 /* Both sendfile and sendfile64 are defined here; without this the headers
  * rename the first to the second. off_t is 64-bit on LP64 either way. */
 #undef _FILE_OFFSET_BITS
+#include <linux/tls.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +15,13 @@
 #include "real.h"
 #include "session.h"
 #include "shim.h"
+
+#define TLS_CT_APPLICATION_DATA 23
+
+static int is_data(int record_type)
+{
+	return record_type < 0 || record_type == TLS_CT_APPLICATION_DATA;
+}
 
 ssize_t read(int fd, void *buf, size_t count)
 {
@@ -31,6 +39,32 @@ ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen)
 	ssize_t n = ktls_real.read_chk(fd, buf, count, buflen);
 	struct ktls_fd *e;
 	if (n > 0 && (e = ktls_fd_tracked(fd)))
+		ktls_sess_count(e, KTLS_IO_READ, (size_t)n);
+	return n;
+}
+
+ssize_t write(int fd, const void *buf, size_t count)
+{
+	ktls_real_ensure();
+	struct ktls_fd *e = ktls_fd_tracked(fd);
+	if (!e)
+		return ktls_real.write(fd, buf, count);
+	if (ktls_sess_send_refused(e))
+		return -1;
+	ssize_t n = ktls_real.write(fd, buf, count);
+	if (n > 0)
+		ktls_sess_count(e, KTLS_IO_WRITE, (size_t)n);
+	return n;
+}
+
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ktls_real_ensure();
+	ssize_t n = ktls_real.recvmsg(fd, msg, flags);
+	struct ktls_fd *e;
+	/* Alerts and handshake records are not the program's bytes. */
+	if (n > 0 && (e = ktls_fd_tracked(fd)) &&
+	    is_data(ktls_sess_record_type(msg, TLS_GET_RECORD_TYPE)))
 		ktls_sess_count(e, KTLS_IO_READ, (size_t)n);
 	return n;
 }
@@ -74,9 +108,14 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	ktls_real_ensure();
 	struct ktls_fd *e = ktls_fd_tracked(fd);
-	if (e && ktls_sess_sendmsg_refused(fd, e, msg))
+	if (!e)
+		return ktls_real.sendmsg(fd, msg, flags);
+	if (ktls_sess_sendmsg_refused(fd, e, msg))
 		return -1;
-	return ktls_real.sendmsg(fd, msg, flags);
+	ssize_t n = ktls_real.sendmsg(fd, msg, flags);
+	if (n > 0 && is_data(ktls_sess_record_type(msg, TLS_SET_RECORD_TYPE)))
+		ktls_sess_count(e, KTLS_IO_WRITE, (size_t)n);
+	return n;
 }
 
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len)

@@ -1,6 +1,6 @@
 /*
  * The interposed libssl entry points. Each one forwards to the real
- * function and lets session.c look before and after; nothing else.
+ * function and lets session.c look before or after; nothing else.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +16,25 @@ static int on(void)
 	return ktls_ossl.ok && ktls_shim_active();
 }
 
+SSL_CTX *SSL_CTX_new(const SSL_METHOD *m)
+{
+	ktls_ossl_bind();
+	SSL_CTX *ctx = ktls_ossl.SSL_CTX_new(m);
+	if (ctx && on())
+		ktls_sess_on_ctx_new(ctx);
+	return ctx;
+}
+
+SSL_CTX *SSL_CTX_new_ex(OSSL_LIB_CTX *lib, const char *propq,
+			const SSL_METHOD *m)
+{
+	ktls_ossl_bind();
+	SSL_CTX *ctx = ktls_ossl.SSL_CTX_new_ex(lib, propq, m);
+	if (ctx && on())
+		ktls_sess_on_ctx_new(ctx);
+	return ctx;
+}
+
 SSL *SSL_new(SSL_CTX *ctx)
 {
 	ktls_ossl_bind();
@@ -25,72 +44,61 @@ SSL *SSL_new(SSL_CTX *ctx)
 	return s;
 }
 
-#define HANDSHAKE_HOOK(fn)                                                    \
-	int fn(SSL *s)                                                        \
+void SSL_CTX_set_info_callback(SSL_CTX *ctx, ktls_info_cb cb)
+{
+	if (on())
+		ktls_sess_set_ctx_info_cb(ctx, cb);
+	else
+		ktls_ossl.SSL_CTX_set_info_callback(ctx, cb);
+}
+
+ktls_info_cb SSL_CTX_get_info_callback(SSL_CTX *ctx)
+{
+	return on() ? ktls_sess_get_ctx_info_cb(ctx)
+		    : ktls_ossl.SSL_CTX_get_info_callback(ctx);
+}
+
+void SSL_set_info_callback(SSL *s, ktls_info_cb cb)
+{
+	if (on())
+		ktls_sess_set_info_cb(s, cb);
+	else
+		ktls_ossl.SSL_set_info_callback(s, cb);
+}
+
+ktls_info_cb SSL_get_info_callback(const SSL *s)
+{
+	return on() ? ktls_sess_get_info_cb(s)
+		    : ktls_ossl.SSL_get_info_callback(s);
+}
+
+/* errno is the program's: what the real call left must survive us. */
+#define AFTER_IO(s)                                                           \
+	do {                                                                  \
+		int saved_ = errno;                                           \
+		ktls_sess_after_io(s);                                        \
+		errno = saved_;                                               \
+	} while (0)
+
+#define IO_HOOK(ret, fn, params, args)                                        \
+	ret fn params                                                         \
 	{                                                                     \
 		if (!on())                                                    \
-			return ktls_ossl.fn(s);                               \
-		ktls_sess_pre(s, KTLS_IO_READ);                               \
-		int r = ktls_ossl.fn(s);                                      \
-		int saved = errno;                                            \
-		ktls_sess_post(s, KTLS_IO_READ, 0);                           \
-		errno = saved;                                                \
+			return ktls_ossl.fn args;                             \
+		ret r = ktls_ossl.fn args;                                    \
+		AFTER_IO(s);                                                  \
 		return r;                                                     \
 	}
 
-HANDSHAKE_HOOK(SSL_do_handshake)
-HANDSHAKE_HOOK(SSL_connect)
-HANDSHAKE_HOOK(SSL_accept)
-
-int SSL_read(SSL *s, void *buf, int num)
-{
-	if (!on())
-		return ktls_ossl.SSL_read(s, buf, num);
-	ktls_sess_pre(s, KTLS_IO_READ);
-	int r = ktls_ossl.SSL_read(s, buf, num);
-	int saved = errno;
-	ktls_sess_post(s, KTLS_IO_READ, r > 0 ? (size_t)r : 0);
-	errno = saved;
-	return r;
-}
-
-int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *readbytes)
-{
-	if (!on())
-		return ktls_ossl.SSL_read_ex(s, buf, num, readbytes);
-	ktls_sess_pre(s, KTLS_IO_READ);
-	int r = ktls_ossl.SSL_read_ex(s, buf, num, readbytes);
-	int saved = errno;
-	ktls_sess_post(s, KTLS_IO_READ, r > 0 && readbytes ? *readbytes : 0);
-	errno = saved;
-	return r;
-}
-
-int SSL_write(SSL *s, const void *buf, int num)
-{
-	if (!on())
-		return ktls_ossl.SSL_write(s, buf, num);
-	if (ktls_sess_pre(s, KTLS_IO_WRITE) < 0)
-		return -1;
-	int r = ktls_ossl.SSL_write(s, buf, num);
-	int saved = errno;
-	ktls_sess_post(s, KTLS_IO_WRITE, r > 0 ? (size_t)r : 0);
-	errno = saved;
-	return r;
-}
-
-int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written)
-{
-	if (!on())
-		return ktls_ossl.SSL_write_ex(s, buf, num, written);
-	if (ktls_sess_pre(s, KTLS_IO_WRITE) < 0)
-		return 0;
-	int r = ktls_ossl.SSL_write_ex(s, buf, num, written);
-	int saved = errno;
-	ktls_sess_post(s, KTLS_IO_WRITE, r > 0 && written ? *written : 0);
-	errno = saved;
-	return r;
-}
+IO_HOOK(int, SSL_do_handshake, (SSL *s), (s))
+IO_HOOK(int, SSL_connect, (SSL *s), (s))
+IO_HOOK(int, SSL_accept, (SSL *s), (s))
+IO_HOOK(int, SSL_read, (SSL *s, void *b, int n), (s, b, n))
+IO_HOOK(int, SSL_read_ex, (SSL *s, void *b, size_t n, size_t *got),
+	(s, b, n, got))
+IO_HOOK(int, SSL_write, (SSL *s, const void *b, int n), (s, b, n))
+IO_HOOK(int, SSL_write_ex, (SSL *s, const void *b, size_t n, size_t *put),
+	(s, b, n, put))
 
 int SSL_key_update(SSL *s, int updatetype)
 {

@@ -56,6 +56,16 @@ static void bind_all(void)
 	SSLSYM(SSL_write);
 	SSLSYM(SSL_write_ex);
 	SSLSYM(SSL_key_update);
+	SSLSYM(SSL_CTX_new);
+	SSLSYM(SSL_CTX_new_ex);
+	SSLSYM(SSL_CTX_set_info_callback);
+	SSLSYM(SSL_CTX_get_info_callback);
+	SSLSYM(SSL_set_info_callback);
+	SSLSYM(SSL_get_info_callback);
+	SSLSYM(SSL_get_SSL_CTX);
+	SSLSYM(SSL_CTX_set_options);
+	SSLSYM(SSL_CTX_get_ex_data);
+	SSLSYM(SSL_CTX_set_ex_data);
 	CRYPTOSYM(OpenSSL_version_num);
 	SSLSYM(SSL_set_options);
 	SSLSYM(SSL_get_options);
@@ -72,12 +82,18 @@ static void bind_all(void)
 	CRYPTOSYM(BIO_method_type);
 	CRYPTOSYM(BIO_ctrl);
 	ktls_ossl.ok = ok;
-	ktls_ossl.ex_idx = -1;
 	if (ok) {
 		ktls_ossl.modern = ktls_ossl.OpenSSL_version_num() >= 0x30000000L;
-		ktls_ossl.ex_idx = ktls_ossl.CRYPTO_get_ex_new_index(
+		/* Values stored are flags and function pointers: nothing to
+		 * allocate, so no free callbacks either. */
+		ktls_ossl.ex_note = ktls_ossl.CRYPTO_get_ex_new_index(
 			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
-		if (ktls_ossl.ex_idx < 0)
+		ktls_ossl.ex_cb = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+		ktls_ossl.ctx_ex_cb = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, NULL);
+		if (ktls_ossl.ex_note < 0 || ktls_ossl.ex_cb < 0 ||
+		    ktls_ossl.ctx_ex_cb < 0)
 			ktls_ossl.ok = 0;
 	}
 	if (!ktls_ossl.ok)

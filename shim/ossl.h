@@ -22,6 +22,12 @@ struct ktls_ossl {
 	__typeof__(SSL_write) *SSL_write;
 	__typeof__(SSL_write_ex) *SSL_write_ex;
 	__typeof__(SSL_key_update) *SSL_key_update;
+	__typeof__(SSL_CTX_new) *SSL_CTX_new;
+	__typeof__(SSL_CTX_new_ex) *SSL_CTX_new_ex;
+	__typeof__(SSL_CTX_set_info_callback) *SSL_CTX_set_info_callback;
+	__typeof__(SSL_CTX_get_info_callback) *SSL_CTX_get_info_callback;
+	__typeof__(SSL_set_info_callback) *SSL_set_info_callback;
+	__typeof__(SSL_get_info_callback) *SSL_get_info_callback;
 	/* helpers */
 	__typeof__(OpenSSL_version_num) *OpenSSL_version_num;
 	__typeof__(SSL_set_options) *SSL_set_options;
@@ -33,6 +39,10 @@ struct ktls_ossl {
 	__typeof__(SSL_get_current_cipher) *SSL_get_current_cipher;
 	__typeof__(SSL_CIPHER_get_name) *SSL_CIPHER_get_name;
 	__typeof__(SSL_CIPHER_get_cipher_nid) *SSL_CIPHER_get_cipher_nid;
+	__typeof__(SSL_get_SSL_CTX) *SSL_get_SSL_CTX;
+	__typeof__(SSL_CTX_set_options) *SSL_CTX_set_options;
+	__typeof__(SSL_CTX_get_ex_data) *SSL_CTX_get_ex_data;
+	__typeof__(SSL_CTX_set_ex_data) *SSL_CTX_set_ex_data;
 	__typeof__(SSL_get_ex_data) *SSL_get_ex_data;
 	__typeof__(SSL_set_ex_data) *SSL_set_ex_data;
 	__typeof__(CRYPTO_get_ex_new_index) *CRYPTO_get_ex_new_index;
@@ -40,7 +50,9 @@ struct ktls_ossl {
 	__typeof__(BIO_ctrl) *BIO_ctrl;
 	int ok;      /* every symbol found */
 	int modern;  /* libssl 3.0 or newer: SSL_OP_ENABLE_KTLS exists */
-	int ex_idx;  /* SSL ex_data slot for per-SSL notes */
+	int ex_note;    /* SSL ex_data: counted once (non-socket BIO) */
+	int ex_cb;      /* SSL ex_data: the program's own info callback */
+	int ctx_ex_cb;  /* SSL_CTX ex_data: likewise, per context */
 };
 
 extern struct ktls_ossl ktls_ossl;

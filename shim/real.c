@@ -39,6 +39,15 @@ static ssize_t sys_sendmsg(int fd, const struct msghdr *m, int f)
 	return syscall(SYS_sendmsg, fd, m, f);
 }
 
+static ssize_t sys_write(int fd, const void *b, size_t n)
+{
+	return syscall(SYS_write, fd, b, n);
+}
+static ssize_t sys_recvmsg(int fd, struct msghdr *m, int f)
+{
+	return syscall(SYS_recvmsg, fd, m, f);
+}
+
 #define BIND(field, name, fallback)                                           \
 	do {                                                                  \
 		void *p = dlsym(RTLD_NEXT, name);                             \
@@ -56,6 +65,8 @@ static void bind_all(void)
 	BIND(sendfile64, "sendfile64", sys_sendfile);
 	BIND(setsockopt, "setsockopt", sys_setsockopt);
 	BIND(sendmsg, "sendmsg", sys_sendmsg);
+	BIND(write, "write", sys_write);
+	BIND(recvmsg, "recvmsg", sys_recvmsg);
 	atomic_store_explicit(&ktls_real_ready, 1, memory_order_release);
 	errno = saved;
 }

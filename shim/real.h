@@ -18,6 +18,8 @@ struct ktls_real {
 	ssize_t (*sendfile64)(int, int, off_t *, size_t);
 	int (*setsockopt)(int, int, int, const void *, socklen_t);
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
 };
 
 extern struct ktls_real ktls_real;

@@ -70,14 +70,79 @@ static uint8_t errno8(int e)
 	return (uint8_t)(e > 0 && e < 256 ? e : 255);
 }
 
+static int want_ktls(void)
+{
+	return ktls_cfg.directions && ktls_cfg.ciphers && ktls_cfg.versions &&
+	       ktls_ossl.modern;
+}
+
+static void handshake_done(SSL *s);
+static void forget_stale(SSL *s);
+
+static ktls_info_cb program_cb(const SSL *s)
+{
+	ktls_info_cb cb = ktls_sess_get_info_cb(s);
+	return cb ? cb : ktls_sess_get_ctx_info_cb(ktls_ossl.SSL_get_SSL_CTX(s));
+}
+
+/* Ours runs first, so a program's callback asking ktls_shim_fd_info()
+ * at HANDSHAKE_DONE already gets the final answer. */
+static void info_cb(const SSL *cs, int where, int ret)
+{
+	SSL *s = (SSL *)cs; /* OpenSSL hands callbacks a const view */
+	if (where & SSL_CB_HANDSHAKE_START)
+		forget_stale(s);
+	if (where & SSL_CB_HANDSHAKE_DONE)
+		handshake_done(s);
+	ktls_info_cb cb = program_cb(cs);
+	if (cb)
+		cb(cs, where, ret);
+}
+
+void ktls_sess_on_ctx_new(SSL_CTX *ctx)
+{
+	/* OpenSSL >= 3.0 installs the keys itself once asked, and every SSL
+	 * made from this context (BIO_new_ssl included) inherits it. */
+	if (want_ktls())
+		ktls_ossl.SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+	ktls_ossl.SSL_CTX_set_info_callback(ctx, info_cb);
+}
+
 void ktls_sess_on_new(SSL *s)
 {
-	if (!ktls_cfg.directions || !ktls_cfg.ciphers || !ktls_cfg.versions ||
-	    !ktls_ossl.modern)
-		return;
-	/* OpenSSL >= 3.0 does the key installation itself once asked; it
-	 * has to be asked before SSL_set_fd, where it attaches the ULP. */
-	ktls_ossl.SSL_set_options(s, SSL_OP_ENABLE_KTLS);
+	/* For contexts made before the shim was active. */
+	if (want_ktls())
+		ktls_ossl.SSL_set_options(s, SSL_OP_ENABLE_KTLS);
+	if (ktls_ossl.SSL_get_info_callback(s) != info_cb &&
+	    ktls_ossl.SSL_CTX_get_info_callback(ktls_ossl.SSL_get_SSL_CTX(s)) !=
+		    info_cb)
+		ktls_ossl.SSL_set_info_callback(s, info_cb);
+}
+
+/* Function pointers ride in ex_data slots (void *): POSIX guarantees the
+ * round trip (dlsym relies on it too). */
+void ktls_sess_set_ctx_info_cb(SSL_CTX *ctx, ktls_info_cb cb)
+{
+	ktls_ossl.SSL_CTX_set_ex_data(ctx, ktls_ossl.ctx_ex_cb, (void *)cb);
+	ktls_ossl.SSL_CTX_set_info_callback(ctx, info_cb);
+}
+
+ktls_info_cb ktls_sess_get_ctx_info_cb(const SSL_CTX *ctx)
+{
+	return ctx ? (ktls_info_cb)ktls_ossl.SSL_CTX_get_ex_data(
+			     ctx, ktls_ossl.ctx_ex_cb)
+		   : NULL;
+}
+
+void ktls_sess_set_info_cb(SSL *s, ktls_info_cb cb)
+{
+	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_cb, (void *)cb);
+	ktls_ossl.SSL_set_info_callback(s, info_cb);
+}
+
+ktls_info_cb ktls_sess_get_info_cb(const SSL *s)
+{
+	return (ktls_info_cb)ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_cb);
 }
 
 /*
@@ -192,43 +257,33 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e)
 
 static void note_non_socket(SSL *s)
 {
-	if (ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_idx) == NOTE_COUNTED)
+	if (ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_note) == NOTE_COUNTED)
 		return;
-	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_idx, NOTE_COUNTED);
+	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_note, NOTE_COUNTED);
 	ktls_stats_session(KTLS_R_NOT_SOCKET_BIO, KTLS_R_NOT_SOCKET_BIO);
 	ktls_dbg("session without a socket BIO (memory or custom BIO): "
 		 "stays in userspace");
 }
 
-int ktls_sess_pre(SSL *s, enum ktls_io io)
+static void handshake_done(SSL *s)
 {
-	if (!ktls_ossl.SSL_is_init_finished(s)) {
-		forget_stale(s);
-		return 0;
-	}
-	if (io != KTLS_IO_WRITE)
-		return 0;
-	struct ktls_fd *e = ktls_fd_tracked(sock_fd(ktls_ossl.SSL_get_wbio(s)));
-	return e && ktls_sess_send_refused(e) ? -1 : 0;
-}
-
-void ktls_sess_post(SSL *s, enum ktls_io io, size_t bytes)
-{
-	if (!ktls_ossl.SSL_is_init_finished(s))
-		return;
 	int fd = sock_fd(ktls_ossl.SSL_get_wbio(s));
 	if (fd < 0) {
 		note_non_socket(s);
 		return;
 	}
 	struct ktls_fd *e = ktls_fd_get(fd);
-	if (!e)
-		return;
 	/* Whoever sets FINAL first does the check: no lock on this path. */
-	if (!(atomic_fetch_or(&e->flags, KTLS_FD_FINAL | KTLS_FD_TLS) &
-	      KTLS_FD_FINAL))
+	if (e && !(atomic_fetch_or(&e->flags, KTLS_FD_FINAL | KTLS_FD_TLS) &
+		   KTLS_FD_FINAL))
 		finalize(s, fd, e);
-	ktls_sess_count(e, io, bytes);
+}
+
+void ktls_sess_after_io(SSL *s)
+{
+	/* Cheap when final already: the callback normally got here first. */
+	if (ktls_ossl.SSL_is_init_finished(s))
+		handshake_done(s);
 }
 
 void ktls_sess_count(struct ktls_fd *e, enum ktls_io io, size_t bytes)
@@ -326,6 +381,18 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
  * KeyUpdate itself, so the connection fails loudly and nothing goes out
  * under the wrong key.
  */
+int ktls_sess_record_type(const struct msghdr *m, int cmsg_type)
+{
+	if (!m || !m->msg_control)
+		return -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c;
+	     c = CMSG_NXTHDR((struct msghdr *)m, c))
+		if (c->cmsg_level == SOL_TLS && c->cmsg_type == cmsg_type &&
+		    c->cmsg_len >= CMSG_LEN(1))
+			return *CMSG_DATA(c);
+	return -1;
+}
+
 int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e, const struct msghdr *m)
 {
 	if (ktls_sess_send_refused(e))
@@ -333,15 +400,8 @@ int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e, const struct msghdr *m)
 	uint32_t f = atomic_load(&e->flags);
 	if (!(f & KTLS_FD_TX) || atomic_load(&e->version) != KTLS_TLS13 || !m)
 		return 0;
-	int type = -1;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c;
-	     c = CMSG_NXTHDR((struct msghdr *)m, c))
-		if (c->cmsg_level == SOL_TLS &&
-		    c->cmsg_type == TLS_SET_RECORD_TYPE &&
-		    c->cmsg_len >= CMSG_LEN(1))
-			type = *CMSG_DATA(c);
-	if (type != TLS_CT_HANDSHAKE || m->msg_iovlen < 1 || !m->msg_iov ||
-	    m->msg_iov[0].iov_len < 1 ||
+	if (ktls_sess_record_type(m, TLS_SET_RECORD_TYPE) != TLS_CT_HANDSHAKE ||
+	    m->msg_iovlen < 1 || !m->msg_iov || m->msg_iov[0].iov_len < 1 ||
 	    ((const uint8_t *)m->msg_iov[0].iov_base)[0] != TLS_HS_KEY_UPDATE)
 		return 0;
 	ktls_err("fd=%d: TLS 1.3 KeyUpdate: OpenSSL 3.0 cannot give the kernel "

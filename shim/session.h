@@ -1,7 +1,9 @@
 /*
- * What the shim does around OpenSSL's own kTLS: turn it on in every SSL,
- * watch and police the setsockopt calls it makes, check the result once the
- * handshake is done, and refuse anything that would put bytes on the wire
+ * What the shim does around OpenSSL's own kTLS: turn it on in every SSL_CTX
+ * and SSL, watch and police the setsockopt calls OpenSSL makes, check the
+ * result when the handshake is done (from an info callback chained in front
+ * of the program's, so BIO_f_ssl users that never call SSL_read through the
+ * PLT are seen too), and refuse anything that would put bytes on the wire
  * under the wrong key.
  */
 #ifndef KTLS_SHIM_SESSION_H
@@ -14,13 +16,19 @@
 
 enum ktls_io { KTLS_IO_READ = 0, KTLS_IO_WRITE = 1 };
 
+typedef void (*ktls_info_cb)(const SSL *, int, int);
+
+void ktls_sess_on_ctx_new(SSL_CTX *ctx);
 void ktls_sess_on_new(SSL *s);
 
-/* Before an SSL I/O or handshake call: -1 (errno set) refuses the call. */
-int ktls_sess_pre(SSL *s, enum ktls_io io);
+/* The program's info callbacks, kept behind ours. */
+void ktls_sess_set_ctx_info_cb(SSL_CTX *ctx, ktls_info_cb cb);
+ktls_info_cb ktls_sess_get_ctx_info_cb(const SSL_CTX *ctx);
+void ktls_sess_set_info_cb(SSL *s, ktls_info_cb cb);
+ktls_info_cb ktls_sess_get_info_cb(const SSL *s);
 
-/* After it: finalises a newly finished handshake, counts kernel bytes. */
-void ktls_sess_post(SSL *s, enum ktls_io io, size_t bytes);
+/* After an SSL I/O call: finalises a handshake the callback missed. */
+void ktls_sess_after_io(SSL *s);
 
 /* 0 when the program may ask for a TLS 1.3 KeyUpdate on this session. */
 int ktls_sess_key_update_ok(SSL *s);
@@ -29,6 +37,9 @@ int ktls_sess_key_update_ok(SSL *s);
 int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 			 socklen_t len);
 
+/* The TLS record type a cmsg of this type carries, or -1 (plain data). */
+int ktls_sess_record_type(const struct msghdr *m, int cmsg_type);
+
 /* 1 when this sendmsg() must not go out (errno set). */
 int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e,
 			      const struct msghdr *m);
@@ -36,6 +47,7 @@ int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e,
 /* 1 when a write-like call on this fd must be refused (errno set). */
 int ktls_sess_send_refused(struct ktls_fd *e);
 
+/* Bytes that crossed a kernel-TLS direction through a libc call. */
 void ktls_sess_count(struct ktls_fd *e, enum ktls_io io, size_t bytes);
 
 void ktls_sess_close(int fd, struct ktls_fd *e);

@@ -9,6 +9,8 @@
  *   tls_xfer --role client --port P [options]
  * Options: --tls 1.2|1.3  --cipher NAME  --send BYTES  --seed N  --conns N
  *          --chunk BYTES  --blocking  --key-update  --host ADDR
+ *          --recv-until BYTES (stop reading there: for echo peers that
+ *          close without close_notify)  --text (printable lines only)
  * One line per connection on stdout:
  *   conn=0 version=TLSv1.3 cipher=... sent=N sent_sha256=H recv=M
  *   recv_sha256=H lib_tx=1 lib_rx=0 kernel_tx=1 kernel_rx=0
@@ -37,10 +39,10 @@
 #endif
 
 struct opts {
-	int server, blocking, key_update, conns;
+	int server, blocking, key_update, conns, text;
 	const char *host, *cert, *key, *cipher, *tls;
 	int port;
-	unsigned long long send;
+	unsigned long long send, recv_until;
 	uint64_t seed;
 	size_t chunk;
 };
@@ -62,7 +64,7 @@ static void die_ssl(const char *what, SSL *s, int r)
 
 /* xorshift64*: a cheap deterministic stream; content only has to differ
  * per seed and be hard to get right by accident. */
-static void fill(uint8_t *b, size_t n, uint64_t *st)
+static void fill(uint8_t *b, size_t n, uint64_t *st, int text)
 {
 	for (size_t i = 0; i < n; i++) {
 		if ((i & 7) == 0) {
@@ -71,6 +73,8 @@ static void fill(uint8_t *b, size_t n, uint64_t *st)
 			*st ^= *st >> 27;
 		}
 		b[i] = (uint8_t)((*st * 0x2545F4914F6CDD1DULL) >> (8 * (i & 7)));
+		if (text) /* printable lines: what line-based echo peers take */
+			b[i] = (b[i] & 63) == 63 ? '\n' : (uint8_t)('0' + (b[i] & 63));
 	}
 }
 
@@ -134,7 +138,7 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 			if (!pending) {
 				unsigned long long left = o->send - sent;
 				pending = left < o->chunk ? (size_t)left : o->chunk;
-				fill(out, pending, &st);
+				fill(out, pending, &st, o->text);
 			}
 			size_t w = 0;
 			int r = SSL_write_ex(s, out, pending, &w);
@@ -181,6 +185,8 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 				EVP_DigestUpdate(hr, in, n);
 				recvd += n;
 				progress = 1;
+				if (o->recv_until && recvd >= o->recv_until)
+					recv_done = 1;
 			} else {
 				int e = SSL_get_error(s, r);
 				if (e == SSL_ERROR_ZERO_RETURN)
@@ -265,7 +271,9 @@ int main(int argc, char **argv)
 		{ "tls", 1, 0, 't' },	    { "send", 1, 0, 's' },
 		{ "seed", 1, 0, 'S' },	    { "conns", 1, 0, 'n' },
 		{ "chunk", 1, 0, 'b' },	    { "blocking", 0, 0, 'B' },
-		{ "key-update", 0, 0, 'U' }, { 0, 0, 0, 0 },
+		{ "key-update", 0, 0, 'U' }, { "recv-until", 1, 0, 'R' },
+		{ "text", 0, 0, 'T' },
+		{ 0, 0, 0, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -283,6 +291,8 @@ int main(int argc, char **argv)
 		case 'b': o.chunk = strtoull(optarg, NULL, 0); break;
 		case 'B': o.blocking = 1; break;
 		case 'U': o.key_update = 1; break;
+		case 'T': o.text = 1; break;
+		case 'R': o.recv_until = strtoull(optarg, NULL, 0); break;
 		default: fprintf(stderr, "tls_xfer: bad option\n"); return 2;
 		}
 	}

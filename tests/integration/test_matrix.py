@@ -1,0 +1,160 @@
+"""Version x cipher x direction matrix against unshimmed real peers.
+
+For each TLS version and AEAD: a shimmed tls_xfer against an unshimmed
+OpenSSL (tls_xfer without the shim) in both roles, against GnuTLS's
+gnutls-serv in echo mode, and shimmed against shimmed. Bytes are checked by
+sha256 at both ends; that the kernel carried them is checked three ways:
+/proc/net/tls_stat deltas, getsockopt(SOL_TLS) inside the shimmed process
+(tls_xfer reports it), and the shim's own per-session line.
+"""
+import shutil
+
+import pytest
+
+from conftest import (BIG, KERNEL, XFER, Proc, delta, parse_conns, plain_env,
+                      shim_env, shim_sessions, shim_summary, tls_stat,
+                      free_port, wait_port)
+
+# (version, OpenSSL cipher name, GnuTLS priority, kernel moves TX, RX)
+# OpenSSL 3.0 (Debian 12) never moves TLS 1.3 RX, and refuses TLS 1.3 CCM.
+CASES = [
+    ("1.2", "ECDHE-ECDSA-AES128-GCM-SHA256", "AES-128-GCM", True, True),
+    ("1.2", "ECDHE-ECDSA-AES256-GCM-SHA384", "AES-256-GCM", True, True),
+    ("1.2", "ECDHE-ECDSA-CHACHA20-POLY1305", "CHACHA20-POLY1305", True, True),
+    ("1.2", "ECDHE-ECDSA-AES128-CCM", "AES-128-CCM", True, True),
+    ("1.3", "TLS_AES_128_GCM_SHA256", "AES-128-GCM", True, False),
+    ("1.3", "TLS_AES_256_GCM_SHA384", "AES-256-GCM", True, False),
+    ("1.3", "TLS_CHACHA20_POLY1305_SHA256", "CHACHA20-POLY1305", True, False),
+    ("1.3", "TLS_AES_128_CCM_SHA256", "AES-128-CCM", False, False),
+]
+IDS = [f"tls{v}-{c}" for v, c, *_ in CASES]
+
+
+def expected(tx, rx, version, cipher):
+    """What the shim must report for each direction."""
+    if "CCM" in cipher and version == "1.3":
+        return "cipher-unsupported", "cipher-unsupported"
+    if not KERNEL:
+        return "kernel-has-no-tls", "kernel-has-no-tls"
+    return ("kernel" if tx else "?",
+            "kernel" if rx else "openssl-cannot-move-tls13-rx")
+
+
+def xfer(role, port, version, cipher, send, certs, extra=()):
+    argv = [XFER, "--role", role, "--port", str(port), "--tls", version,
+            "--cipher", cipher, "--send", str(send), *extra]
+    if role == "server":
+        argv += ["--cert", certs["ec"][0], "--key", certs["ec"][1]]
+    return argv
+
+
+def check_shimmed(proc, conn, version, cipher, tx, rx):
+    want_tx, want_rx = expected(tx, rx, version, cipher)
+    sess = shim_sessions(proc.err)
+    assert len(sess) == 1, proc.err
+    assert sess[0]["version"] == f"TLSv{version}"
+    assert sess[0]["cipher"] == cipher
+    assert (sess[0]["tx"], sess[0]["rx"]) == (want_tx, want_rx), proc.err
+    # The kernel's own answer, asked inside the shimmed process.
+    assert conn["kernel_tx"] == ("1" if want_tx == "kernel" else "0")
+    assert conn["kernel_rx"] == ("1" if want_rx == "kernel" else "0")
+    # What OpenSSL believes must agree with the kernel.
+    assert (conn["lib_tx"], conn["lib_rx"]) == (conn["kernel_tx"],
+                                                conn["kernel_rx"])
+    summ = shim_summary(proc.err)
+    assert summ["sessions"] == 1
+    assert summ["tx_kernel"] == (want_tx == "kernel")
+    assert summ["rx_kernel"] == (want_rx == "kernel")
+    if want_tx == "kernel":
+        assert summ["bytes_tx"] == int(conn["sent"])
+    if want_rx == "kernel":
+        assert summ["bytes_rx"] == int(conn["recv"])
+    return want_tx == "kernel", want_rx == "kernel"
+
+
+def check_stat(before, moved_tx, moved_rx):
+    d = delta(before, tls_stat())
+    if KERNEL:
+        assert d.get("TlsTxSw", 0) == moved_tx, d
+        assert d.get("TlsRxSw", 0) == moved_rx, d
+        assert d.get("TlsDecryptError", 0) == 0, d
+    else:
+        assert not any(d.values()), d
+
+
+def pair(shim_server, shim_client, case, certs, shim_config, size=BIG):
+    version, cipher, _, tx, rx = case
+    before = tls_stat()
+    senv = shim_env(shim_config) if shim_server else plain_env()
+    cenv = shim_env(shim_config) if shim_client else plain_env()
+    srv = Proc(xfer("server", 0, version, cipher, size, certs, ["--seed", "7"]),
+               senv)
+    port = srv.read_port()
+    cli = Proc(xfer("client", port, version, cipher, size + 12345, certs,
+                    ["--seed", "9"]), cenv)
+    assert cli.wait() == 0, cli.err
+    assert srv.wait() == 0, srv.err
+    (c,), (s,) = parse_conns(cli.out), parse_conns(srv.out)
+    # Intact both ways, hashed at both ends.
+    assert int(c["sent"]) == size + 12345 == int(s["recv"])
+    assert int(s["sent"]) == size == int(c["recv"])
+    assert c["sent_sha256"] == s["recv_sha256"]
+    assert s["sent_sha256"] == c["recv_sha256"]
+    assert c["version"] == s["version"] == f"TLSv{version}"
+    assert c["cipher"] == s["cipher"] == cipher
+    mtx = mrx = 0
+    for shimmed, proc, conn in ((shim_server, srv, s), (shim_client, cli, c)):
+        if shimmed:
+            a, b = check_shimmed(proc, conn, version, cipher, tx, rx)
+            mtx, mrx = mtx + a, mrx + b
+        else:
+            assert conn["kernel_tx"] == conn["kernel_rx"] == "0"
+            assert "ktls-shim" not in proc.err
+    check_stat(before, mtx, mrx)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_shim_client_vs_openssl_server(case, certs, shim_config):
+    pair(False, True, case, certs, shim_config)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_shim_server_vs_openssl_client(case, certs, shim_config):
+    pair(True, False, case, certs, shim_config)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_shim_vs_shim(case, certs, shim_config):
+    pair(True, True, case, certs, shim_config, size=BIG // 8)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_shim_client_vs_gnutls_echo(case, certs, shim_config):
+    """GnuTLS, a second TLS implementation, echoes what we send: our TX and
+    RX both cross it, and the echo must hash like what we sent."""
+    assert shutil.which("gnutls-serv"), "gnutls-bin is not installed"
+    version, cipher, gnutls_cipher, tx, rx = case
+    port = free_port()
+    vers = "VERS-TLS1.2" if version == "1.2" else "VERS-TLS1.3"
+    prio = (f"NONE:+{vers}:+{gnutls_cipher}:+AEAD:+SHA256:+SHA384:+ECDHE-ECDSA"
+            ":+COMP-NULL:+SIGN-ALL:+GROUP-ALL:+CTYPE-X509")
+    before = tls_stat()
+    srv = Proc(["gnutls-serv", "--echo", "-p", str(port), "--priority", prio,
+                "--x509certfile", certs["ec"][0],
+                "--x509keyfile", certs["ec"][1]], plain_env(), quiet=True)
+    try:
+        wait_port(port)
+        before = tls_stat()  # the probe above made no TLS session
+        size = BIG // 4
+        cli = Proc(xfer("client", port, version, cipher, size, certs,
+                        ["--recv-until", str(size), "--text"]),
+                   shim_env(shim_config))
+        assert cli.wait() == 0, cli.err
+    finally:
+        srv.p.terminate()
+        srv.wait()
+    (c,) = parse_conns(cli.out)
+    assert int(c["sent"]) == int(c["recv"]) == size
+    assert c["sent_sha256"] == c["recv_sha256"]
+    a, b = check_shimmed(cli, c, version, cipher, tx, rx)
+    check_stat(before, a, b)
