@@ -58,6 +58,9 @@ def check_shimmed(proc, conn, version, cipher, tx, rx):
     # The kernel's own answer, asked inside the shimmed process.
     assert conn["kernel_tx"] == ("1" if want_tx == "kernel" else "0")
     assert conn["kernel_rx"] == ("1" if want_rx == "kernel" else "0")
+    # The shim's public query (ktls_shim_fd_info) tells the same story.
+    bits = (want_tx == "kernel") | (want_rx == "kernel") << 1
+    assert conn["shim"] == f"kernel={bits},tracked=1,tx={want_tx},rx={want_rx}"
     # What OpenSSL believes must agree with the kernel.
     assert (conn["lib_tx"], conn["lib_rx"]) == (conn["kernel_tx"],
                                                 conn["kernel_rx"])
@@ -109,6 +112,7 @@ def pair(shim_server, shim_client, case, certs, shim_config, size=BIG):
             mtx, mrx = mtx + a, mrx + b
         else:
             assert conn["kernel_tx"] == conn["kernel_rx"] == "0"
+            assert conn["shim"] == "-"
             assert "ktls-shim" not in proc.err
     check_stat(before, mtx, mrx)
 

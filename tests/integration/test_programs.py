@@ -253,3 +253,22 @@ def test_peer_key_update_fails_cleanly(certs, shim_config):
         (c,), (s,) = parse_conns(cli.out), parse_conns(srv.out)
         assert c["sent_sha256"] == s["recv_sha256"]
         assert s["sent_sha256"] == c["recv_sha256"]
+
+
+def test_python_unix_socket_and_memory_bio_stay_in_userspace(certs,
+                                                             shim_config):
+    r = subprocess.run([PY, os.path.join(HERE, "pyssl_edge.py"),
+                        certs["ec"][0], certs["ec"][1]],
+                       env=shim_env(shim_config), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    unix, membio = r.stdout.splitlines()
+    _, srv, cli, sent = unix.split()
+    assert srv == cli == sent
+    _, got, want = membio.split()
+    assert got == want
+    summ = shim_summary(r.stderr)
+    # Two sessions on the socketpair (both ends), two on memory BIOs.
+    assert summ["sessions"] == 4 and summ["tx_kernel"] == 0
+    assert "tx:not-tcp=2" in summ["rest"], summ
+    assert "tx:not-a-socket-bio=2" in summ["rest"], summ

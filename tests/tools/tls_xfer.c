@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -33,6 +34,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "ktls_shim.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
@@ -90,6 +93,23 @@ static int kernel_has(int fd, int dir)
 	socklen_t len = sizeof(hdr); /* header only: the kernel returns no key */
 	return getsockopt(fd, SOL_TLS, dir, &hdr, &len) == 0 &&
 	       hdr.cipher_type != 0;
+}
+
+/* The shim's public query, looked up at run time as its header advises:
+ * "-" when the shim is not loaded. */
+static void shim_state(int fd, char *out, size_t len)
+{
+	int (*q)(int, struct ktls_shim_fd_info *) =
+		(int (*)(int, struct ktls_shim_fd_info *))dlsym(
+			RTLD_DEFAULT, "ktls_shim_fd_info");
+	struct ktls_shim_fd_info i;
+	if (!q || q(fd, &i) != 0) {
+		snprintf(out, len, "-");
+		return;
+	}
+	snprintf(out, len, "kernel=%u,tracked=%d,tx=%s,rx=%s", i.kernel,
+		 i.tracked, i.tx_state ? i.tx_state : "-",
+		 i.rx_state ? i.rx_state : "-");
 }
 
 static int wait_io(int fd, int want_write)
@@ -203,19 +223,20 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 
 	unsigned char d[32];
 	unsigned dl;
-	char sh[65], rh[65];
+	char sh[65], rh[65], shim[160];
+	shim_state(fd, shim, sizeof(shim));
 	EVP_DigestFinal_ex(hs, d, &dl);
 	hex(d, dl, sh);
 	EVP_DigestFinal_ex(hr, d, &dl);
 	hex(d, dl, rh);
 	printf("conn=%d version=%s cipher=%s sent=%llu sent_sha256=%s "
 	       "recv=%llu recv_sha256=%s lib_tx=%d lib_rx=%d kernel_tx=%d "
-	       "kernel_rx=%d\n",
+	       "kernel_rx=%d shim=%s\n",
 	       conn, SSL_get_version(s),
 	       SSL_CIPHER_get_name(SSL_get_current_cipher(s)), sent, sh, recvd,
 	       rh, (int)BIO_get_ktls_send(SSL_get_wbio(s)),
 	       (int)BIO_get_ktls_recv(SSL_get_rbio(s)), kernel_has(fd, TLS_TX),
-	       kernel_has(fd, TLS_RX));
+	       kernel_has(fd, TLS_RX), shim);
 	fflush(stdout);
 	EVP_MD_CTX_free(hs);
 	EVP_MD_CTX_free(hr);

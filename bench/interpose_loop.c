@@ -1,0 +1,45 @@
+/*
+ * The calls the shim interposes, on file descriptors that are not TLS
+ * sockets, in a loop: what every preloaded program pays on its ordinary I/O.
+ *   interpose_loop read|close|sendfile|write N
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: interpose_loop read|close|sendfile|write N\n");
+		return 2;
+	}
+	long n = atol(argv[2]);
+	int zero = open("/dev/zero", O_RDONLY), null = open("/dev/null", O_WRONLY);
+	char b[64];
+	if (zero < 0 || null < 0)
+		return 1;
+	for (long i = 0; i < n; i++) {
+		if (!strcmp(argv[1], "read")) {
+			if (read(zero, b, 1) != 1)
+				return 1;
+		} else if (!strcmp(argv[1], "write")) {
+			if (write(null, b, 1) != 1)
+				return 1;
+		} else if (!strcmp(argv[1], "close")) {
+			/* dup+close: close needs something to close */
+			if (close(dup(zero)) != 0)
+				return 1;
+		} else if (!strcmp(argv[1], "sendfile")) {
+			off_t off = 0;
+			if (sendfile(null, zero, &off, 1) != 1)
+				return 1;
+		} else {
+			return 2;
+		}
+	}
+	return 0;
+}
