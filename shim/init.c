@@ -15,6 +15,7 @@
 #include "config.h"
 #include "fdtab.h"
 #include "log.h"
+#include "ossl.h"
 #include "real.h"
 #include "shim.h"
 #include "stats.h"
@@ -97,7 +98,10 @@ __attribute__((constructor)) static void ktls_shim_ctor(void)
 
 __attribute__((destructor)) static void ktls_shim_dtor(void)
 {
-	if (!atomic_load(&g_active) || !ktls_log_enabled(KTLS_LOG_INFO))
+	/* Programs that never called into libssl have nothing to report:
+	 * with /etc/ld.so.preload, that is nearly every process. */
+	if (!atomic_load(&g_active) || !ktls_ossl.ok ||
+	    !ktls_log_enabled(KTLS_LOG_INFO))
 		return;
 	char line[900];
 	ktls_stats_format(line, sizeof(line));

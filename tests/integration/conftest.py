@@ -117,10 +117,19 @@ def shim_config(workdir):
     return str(p)
 
 
+# With -Dsanitizers=true the shim is built with ASan/UBSan; the programs it
+# is preloaded into are not, so the ASan runtime must be preloaded first.
+# Their own leaks are not ours to judge: leak detection off, UB still fatal.
+ASAN_RT = os.environ.get("KTLS_ASAN_RUNTIME")
+
+
 def shim_env(config, **extra):
     env = dict(os.environ)
-    env.update(LD_PRELOAD=SHIM, KTLS_SHIM_LOG_LEVEL="debug",
-               KTLS_SHIM_CONFIG=config)
+    env.update(LD_PRELOAD=f"{ASAN_RT}:{SHIM}" if ASAN_RT else SHIM,
+               KTLS_SHIM_LOG_LEVEL="debug", KTLS_SHIM_CONFIG=config)
+    if ASAN_RT:
+        env.update(ASAN_OPTIONS="detect_leaks=0:abort_on_error=1",
+                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     env.update(extra)
     return env
 

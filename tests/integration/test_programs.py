@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import (BIG, HERE, KERNEL, PY, XFER, MiB, Proc, delta,
+from conftest import (ASAN_RT, BIG, HERE, KERNEL, PY, XFER, MiB, Proc, delta,
                       free_port, make_file, parse_conns, plain_env, shim_env,
                       sha256_file, shim_sessions, shim_summary, tls_stat)
 
@@ -66,6 +66,9 @@ def test_curl_downloads_from_shimmed_s_server(tls, certs, shim_config,
         assert "tx:kernel-has-no-tls=1" in summ["rest"]
 
 
+@pytest.mark.skipif(
+    bool(ASAN_RT), reason="curl 7.88 with the ASan runtime preloaded hangs in "
+    "setlocale() at start-up, shim or not; covered by the non-sanitizer run")
 def test_shimmed_curl_falls_back_and_works(certs, shim_config, workdir,
                                            big_file):
     """curl 7.88 does its socket I/O through its own BIO: nothing to move,
@@ -233,12 +236,14 @@ def test_peer_key_update_fails_cleanly(certs, shim_config):
     """The unshimmed peer requests a KeyUpdate: the shimmed side would have
     to answer under a key the kernel does not have. The connection must
     fail with a clear error, never deliver wrong bytes."""
+    # The server asks early (after 256 KiB) while the client still has most
+    # of its 32 MiB to send, so the client must answer under a new key.
     srv = Proc([XFER, "--role", "server", "--port", "0", "--tls", "1.3",
                 "--cert", certs["ec"][0], "--key", certs["ec"][1],
-                "--send", str(4 * MiB), "--key-update"], plain_env())
+                "--send", str(MiB // 2), "--key-update"], plain_env())
     port = srv.read_port()
     cli = Proc([XFER, "--role", "client", "--port", str(port), "--tls", "1.3",
-                "--send", str(4 * MiB)], shim_env(shim_config))
+                "--send", str(32 * MiB)], shim_env(shim_config))
     crc, src = cli.wait(), srv.wait()
     if KERNEL:
         assert crc != 0, cli.out
@@ -247,7 +252,7 @@ def test_peer_key_update_fails_cleanly(certs, shim_config):
         # Whatever the server got before the failure was not corrupted:
         # it either finished with matching data or failed, never mismatched.
         for s in parse_conns(srv.out):
-            assert int(s["recv"]) < 4 * MiB
+            assert int(s["recv"]) < 32 * MiB
     else:
         assert crc == 0 and src == 0, cli.err + srv.err
         (c,), (s,) = parse_conns(cli.out), parse_conns(srv.out)

@@ -112,9 +112,14 @@ static void shim_state(int fd, char *out, size_t len)
 		 i.rx_state ? i.rx_state : "-");
 }
 
-static int wait_io(int fd, int want_write)
+/* Waits for what OpenSSL asked for, and for incoming data while we still
+ * read: a peer that only reads once it is done sending must not deadlock
+ * against our own blocked write. */
+static int wait_io(int fd, int want_write, int reading)
 {
-	struct pollfd p = { fd, want_write ? POLLOUT : POLLIN, 0 };
+	short ev = (short)((want_write ? POLLOUT : 0) |
+			   (reading || !want_write ? POLLIN : 0));
+	struct pollfd p = { fd, ev, 0 };
 	int r = poll(&p, 1, 60000);
 	if (r == 0) {
 		fprintf(stderr, "tls_xfer: no progress for 60 s\n");
@@ -131,7 +136,7 @@ static int wait_io(int fd, int want_write)
 			break;                                                \
 		int e_ = SSL_get_error(s, r_);                                \
 		if (e_ == SSL_ERROR_WANT_READ || e_ == SSL_ERROR_WANT_WRITE)  \
-			wait_io(fd, e_ == SSL_ERROR_WANT_WRITE);              \
+			wait_io(fd, e_ == SSL_ERROR_WANT_WRITE, 0);              \
 		else                                                          \
 			die_ssl(what, s, r_);                                 \
 	}
@@ -218,7 +223,7 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 			}
 		}
 		if (!progress)
-			wait_io(fd, want_write);
+			wait_io(fd, want_write, !recv_done && !o->blocking);
 	}
 
 	unsigned char d[32];
