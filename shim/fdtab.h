@@ -32,6 +32,9 @@ struct ktls_fd {
 	_Atomic uint8_t ulp_err, tx_err, rx_err; /* errno of failed attempts */
 	_Atomic uint8_t tx_reason, rx_reason;    /* enum ktls_reason */
 	_Atomic uint64_t tx_bytes, rx_bytes;
+	/* The SSL of a session left in userspace, for sendfile emulation;
+	 * cleared by SSL_free, close and the next handshake on the fd. */
+	_Atomic uintptr_t ssl;
 };
 
 extern struct ktls_fd *ktls_fdtab;

@@ -84,12 +84,9 @@ static ssize_t do_sendfile(ssize_t (*real)(int, int, off_t *, size_t),
 			   int out_fd, int in_fd, off_t *offset, size_t count)
 {
 	struct ktls_fd *e = ktls_fd_tracked(out_fd);
-	if (e && ktls_sess_send_refused(e))
-		return -1;
-	ssize_t n = real(out_fd, in_fd, offset, count);
-	if (n > 0 && e)
-		ktls_sess_count(e, KTLS_IO_WRITE, (size_t)n);
-	return n;
+	if (!e)
+		return real(out_fd, in_fd, offset, count);
+	return ktls_sess_sendfile(e, out_fd, in_fd, offset, count, real);
 }
 
 ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)

@@ -56,6 +56,9 @@ static void bind_all(void)
 	SSLSYM(SSL_write);
 	SSLSYM(SSL_write_ex);
 	SSLSYM(SSL_key_update);
+	SSLSYM(SSL_free);
+	SSLSYM(SSL_get_error);
+	SSLSYM(SSL_ctrl);
 	SSLSYM(SSL_CTX_new);
 	SSLSYM(SSL_CTX_new_ex);
 	SSLSYM(SSL_CTX_set_info_callback);

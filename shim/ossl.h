@@ -22,6 +22,9 @@ struct ktls_ossl {
 	__typeof__(SSL_write) *SSL_write;
 	__typeof__(SSL_write_ex) *SSL_write_ex;
 	__typeof__(SSL_key_update) *SSL_key_update;
+	__typeof__(SSL_free) *SSL_free;
+	__typeof__(SSL_get_error) *SSL_get_error;
+	__typeof__(SSL_ctrl) *SSL_ctrl;
 	__typeof__(SSL_CTX_new) *SSL_CTX_new;
 	__typeof__(SSL_CTX_new_ex) *SSL_CTX_new_ex;
 	__typeof__(SSL_CTX_set_info_callback) *SSL_CTX_set_info_callback;

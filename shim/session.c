@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <openssl/obj_mac.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cipher.h"
 #include "ktls_install.h"
@@ -15,6 +16,7 @@
 #include "real.h"
 #include "reason.h"
 #include "shim.h"
+#include "sendfile_emul.h"
 #include "stats.h"
 
 #ifndef SOL_TLS
@@ -235,6 +237,8 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e)
 	atomic_store(&e->cipher_type, d ? d->kernel_type : 0);
 	atomic_store(&e->tx_reason, (uint8_t)r[0]);
 	atomic_store(&e->rx_reason, (uint8_t)r[1]);
+	if (r[0] != KTLS_R_MOVED && !poison)
+		atomic_store(&e->ssl, (uintptr_t)s);
 	atomic_fetch_or(&e->flags,
 			KTLS_FD_TLS | (r[0] == KTLS_R_MOVED ? KTLS_FD_TX : 0) |
 				(r[1] == KTLS_R_MOVED ? KTLS_FD_RX : 0) |
@@ -410,6 +414,56 @@ int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e, const struct msghdr *m)
 		 fd);
 	atomic_fetch_or(&e->flags, KTLS_FD_POISONED);
 	return ktls_sess_send_refused(e);
+}
+
+void ktls_sess_on_free(SSL *s)
+{
+	struct ktls_fd *e = ktls_fd_get(sock_fd(ktls_ossl.SSL_get_wbio(s)));
+	uintptr_t mine = (uintptr_t)s;
+	if (e)
+		atomic_compare_exchange_strong(&e->ssl, &mine, 0);
+}
+
+static ssize_t emul_read(int fd, void *b, size_t n)
+{
+	return ktls_real.read(fd, b, n); /* not counted: it is file input */
+}
+
+static int emul_ssl_write(SSL *s, const void *b, int n)
+{
+	return ktls_ossl.SSL_write(s, b, n);
+}
+
+static int emul_ssl_get_error(const SSL *s, int r)
+{
+	return ktls_ossl.SSL_get_error(s, r);
+}
+
+ssize_t ktls_sess_sendfile(struct ktls_fd *e, int out_fd, int in_fd,
+			   off_t *offset, size_t count,
+			   ssize_t (*real)(int, int, off_t *, size_t))
+{
+	if (ktls_sess_send_refused(e))
+		return -1;
+	uint32_t f = atomic_load(&e->flags);
+	SSL *s = (SSL *)atomic_load(&e->ssl);
+	if ((f & KTLS_FD_TX) || !(f & KTLS_FD_FINAL) || !s) {
+		ssize_t n = real(out_fd, in_fd, offset, count);
+		if (n > 0)
+			ktls_sess_count(e, KTLS_IO_WRITE, (size_t)n);
+		return n;
+	}
+	/* A retried write after EAGAIN re-reads the same bytes into a
+	 * buffer that may sit elsewhere: tell OpenSSL that is fine. */
+	ktls_ossl.SSL_ctrl(s, SSL_CTRL_MODE, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER,
+			   NULL);
+	static const struct ktls_emul_ops ops = {
+		pread, emul_read, lseek, emul_ssl_write, emul_ssl_get_error,
+	};
+	ssize_t n = ktls_sendfile_emulate(&ops, s, in_fd, offset, count);
+	if (n > 0)
+		atomic_fetch_add(&ktls_stats.sendfile_emulated, (unsigned long long)n);
+	return n;
 }
 
 void ktls_sess_close(int fd, struct ktls_fd *e)

@@ -50,6 +50,15 @@ int ktls_sess_send_refused(struct ktls_fd *e);
 /* Bytes that crossed a kernel-TLS direction through a libc call. */
 void ktls_sess_count(struct ktls_fd *e, enum ktls_io io, size_t bytes);
 
+/* sendfile() to a tracked socket: straight through when TX is in the
+ * kernel, through the TLS session when it is not; never plaintext. */
+ssize_t ktls_sess_sendfile(struct ktls_fd *e, int out_fd, int in_fd,
+			   off_t *offset, size_t count,
+			   ssize_t (*real)(int, int, off_t *, size_t));
+
+/* SSL_free: the fd must stop pointing at this SSL. */
+void ktls_sess_on_free(SSL *s);
+
 void ktls_sess_close(int fd, struct ktls_fd *e);
 
 #endif

@@ -48,6 +48,10 @@ void ktls_stats_format(char *buf, unsigned long len)
 	}
 	unsigned long refused = atomic_load(&ktls_stats.refused_writes);
 	if (refused && n >= 0 && (unsigned long)n < len)
-		snprintf(buf + n, len - (unsigned long)n, " refused_writes=%lu",
-			 refused);
+		n += snprintf(buf + n, len - (unsigned long)n,
+			      " refused_writes=%lu", refused);
+	unsigned long long emul = atomic_load(&ktls_stats.sendfile_emulated);
+	if (emul && n >= 0 && (unsigned long)n < len)
+		snprintf(buf + n, len - (unsigned long)n,
+			 " sendfile_emulated_bytes=%llu", emul);
 }

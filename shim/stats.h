@@ -13,6 +13,7 @@ struct ktls_stats {
 	atomic_ulong fallback[2][KTLS_R_COUNT];
 	atomic_ulong refused_writes;            /* unsafe state: refused */
 	atomic_ullong bytes[2];
+	atomic_ullong sendfile_emulated; /* bytes sent via SSL_write */
 };
 
 extern struct ktls_stats ktls_stats;

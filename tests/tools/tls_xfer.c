@@ -11,6 +11,7 @@
  *          --chunk BYTES  --blocking  --key-update  --host ADDR
  *          --recv-until BYTES (stop reading there: for echo peers that
  *          close without close_notify)  --text (printable lines only)
+ *          --sendfile PATH [--sendfile-nooff] (payload sent with sendfile(2))
  * One line per connection on stdout:
  *   conn=0 version=TLSv1.3 cipher=... sent=N sent_sha256=H recv=M
  *   recv_sha256=H lib_tx=1 lib_rx=0 kernel_tx=1 kernel_rx=0
@@ -32,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ktls_shim.h"
@@ -43,7 +46,8 @@
 
 struct opts {
 	int server, blocking, key_update, conns, text;
-	const char *host, *cert, *key, *cipher, *tls;
+	const char *host, *cert, *key, *cipher, *tls, *sendfile_path;
+	int sendfile_nooff;
 	int port;
 	unsigned long long send, recv_until;
 	uint64_t seed;
@@ -157,11 +161,46 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 	else
 		RETRY(s, fd, "SSL_connect", SSL_connect(s))
 
-	while (!(sent == o->send && !pending && shut_sent && recv_done)) {
+	/* --sendfile: the payload is a file, sent with sendfile(2) on the TLS
+	 * socket as a program would (nginx does when kTLS is on). */
+	int ffd = -1;
+	off_t foff = 0;
+	unsigned long long total = o->send;
+	if (o->sendfile_path) {
+		struct stat st;
+		ffd = open(o->sendfile_path, O_RDONLY | O_CLOEXEC);
+		if (ffd < 0 || fstat(ffd, &st) != 0)
+			die("--sendfile");
+		total = (unsigned long long)st.st_size;
+	}
+
+	while (!(sent == total && !pending && shut_sent && recv_done)) {
 		int progress = 0, want_write = 0;
-		if (sent < o->send || pending) {
+		if (ffd >= 0 && sent < total) {
+			unsigned long long left = total - sent;
+			size_t want = left < o->chunk ? (size_t)left : o->chunk;
+			off_t before = o->sendfile_nooff
+					       ? lseek(ffd, 0, SEEK_CUR)
+					       : foff;
+			ssize_t n = sendfile(fd, ffd,
+					     o->sendfile_nooff ? NULL : &foff,
+					     want);
+			if (n > 0) {
+				/* Hash what the file holds at the range that
+				 * sendfile reports sent. */
+				if (pread(ffd, out, (size_t)n, before) != n)
+					die("pread");
+				EVP_DigestUpdate(hs, out, (size_t)n);
+				sent += (unsigned long long)n;
+				progress = 1;
+			} else if (n < 0 && errno == EAGAIN) {
+				want_write = 1;
+			} else {
+				die("sendfile");
+			}
+		} else if (sent < total || pending) {
 			if (!pending) {
-				unsigned long long left = o->send - sent;
+				unsigned long long left = total - sent;
 				pending = left < o->chunk ? (size_t)left : o->chunk;
 				fill(out, pending, &st, o->text);
 			}
@@ -243,6 +282,8 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 	       (int)BIO_get_ktls_recv(SSL_get_rbio(s)), kernel_has(fd, TLS_TX),
 	       kernel_has(fd, TLS_RX), shim);
 	fflush(stdout);
+	if (ffd >= 0)
+		close(ffd);
 	EVP_MD_CTX_free(hs);
 	EVP_MD_CTX_free(hr);
 	free(out);
@@ -298,7 +339,8 @@ int main(int argc, char **argv)
 		{ "seed", 1, 0, 'S' },	    { "conns", 1, 0, 'n' },
 		{ "chunk", 1, 0, 'b' },	    { "blocking", 0, 0, 'B' },
 		{ "key-update", 0, 0, 'U' }, { "recv-until", 1, 0, 'R' },
-		{ "text", 0, 0, 'T' },
+		{ "text", 0, 0, 'T' },	    { "sendfile", 1, 0, 'F' },
+		{ "sendfile-nooff", 0, 0, 'O' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -318,6 +360,8 @@ int main(int argc, char **argv)
 		case 'B': o.blocking = 1; break;
 		case 'U': o.key_update = 1; break;
 		case 'T': o.text = 1; break;
+		case 'F': o.sendfile_path = optarg; break;
+		case 'O': o.sendfile_nooff = 1; break;
 		case 'R': o.recv_until = strtoull(optarg, NULL, 0); break;
 		default: fprintf(stderr, "tls_xfer: bad option\n"); return 2;
 		}

@@ -1,0 +1,63 @@
+"""sendfile() on TLS sockets under the shim: zero-copy through the kernel
+when TX is there, emulated through the TLS session when it is not, never
+plaintext on the wire. The peer is an unshimmed OpenSSL that checks every
+byte (sha256) and would fail on a plaintext record."""
+import pytest
+
+from conftest import (BIG, KERNEL, XFER, MiB, Proc, delta, make_file,
+                      parse_conns, plain_env, shim_env, shim_sessions,
+                      shim_summary, tls_stat)
+
+
+@pytest.fixture(scope="module")
+def odd_file(workdir):
+    path = workdir / "sendfile.bin"
+    return path, make_file(path, BIG // 2 + 4097, seed=5)
+
+
+def serve(certs, tls):
+    srv = Proc([XFER, "--role", "server", "--port", "0", "--tls", tls,
+                "--cert", certs["ec"][0], "--key", certs["ec"][1],
+                "--send", str(MiB)], plain_env())
+    return srv, srv.read_port()
+
+
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+@pytest.mark.parametrize("offsets", ["offset", "file-position"])
+def test_sendfile_through_shim(tls, offsets, certs, shim_config, odd_file):
+    path, digest = odd_file
+    srv, port = serve(certs, tls)
+    before = tls_stat()
+    extra = ["--sendfile-nooff"] if offsets == "file-position" else []
+    cli = Proc([XFER, "--role", "client", "--port", str(port), "--tls", tls,
+                "--sendfile", str(path), "--chunk", "1000000", *extra],
+               shim_env(shim_config))
+    assert cli.wait() == 0, cli.err
+    assert srv.wait() == 0, srv.err
+    (c,), (s,) = parse_conns(cli.out), parse_conns(srv.out)
+    assert c["sent_sha256"] == s["recv_sha256"] == digest
+    assert int(s["recv"]) == path.stat().st_size
+    summ = shim_summary(cli.err)
+    d = delta(before, tls_stat())
+    if KERNEL:
+        # Zero-copy: the kernel encrypted the file pages it was handed.
+        assert shim_sessions(cli.err)[0]["tx"] == "kernel"
+        assert summ["bytes_tx"] == path.stat().st_size
+        assert "sendfile_emulated" not in summ["rest"]
+        assert d["TlsTxSw"] == 1
+    else:
+        assert (f"sendfile_emulated_bytes={path.stat().st_size}"
+                in summ["rest"]), summ
+
+
+def test_sendfile_without_shim_would_leak_plaintext(certs, odd_file):
+    """The hazard the emulation removes, shown: a program calling sendfile
+    on a userspace TLS session puts the file's plaintext on the wire, and
+    the peer rejects it. (Our own tls_xfer never sets SSL_OP_ENABLE_KTLS.)"""
+    path, _ = odd_file
+    srv, port = serve(certs, "1.2")
+    cli = Proc([XFER, "--role", "client", "--port", str(port), "--tls", "1.2",
+                "--sendfile", str(path)], plain_env())
+    cli.wait()
+    assert srv.wait() != 0
+    assert "wrong version number" in srv.err or "record" in srv.err, srv.err
