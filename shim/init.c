@@ -25,6 +25,9 @@
 
 struct ktls_config ktls_cfg;
 static atomic_int g_active;
+/* Copied at start: nginx and others rewrite argv (setproctitle), which
+ * program_invocation_short_name points into. */
+static char g_prog_name[64] = "?";
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static int privileged(void)
@@ -64,6 +67,8 @@ static void init_once(void)
 	}
 	ktls_log_setup(ktls_cfg.log_level, ktls_cfg.log_dest,
 		       ktls_cfg.log_path);
+	snprintf(g_prog_name, sizeof(g_prog_name), "%s",
+		 prog.exe_name ? prog.exe_name : program_invocation_short_name);
 	if (!ktls_config_allows(&ktls_cfg, &prog)) {
 		ktls_dbg("%s: not allowed by config; not touching this process",
 			 prog.path ? prog.path : "?");
@@ -105,5 +110,5 @@ __attribute__((destructor)) static void ktls_shim_dtor(void)
 		return;
 	char line[900];
 	ktls_stats_format(line, sizeof(line));
-	ktls_info("summary %s %s", program_invocation_short_name, line);
+	ktls_info("summary %s %s", g_prog_name, line);
 }

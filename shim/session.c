@@ -449,8 +449,12 @@ ssize_t ktls_sess_sendfile(struct ktls_fd *e, int out_fd, int in_fd,
 	SSL *s = (SSL *)atomic_load(&e->ssl);
 	if ((f & KTLS_FD_TX) || !(f & KTLS_FD_FINAL) || !s) {
 		ssize_t n = real(out_fd, in_fd, offset, count);
-		if (n > 0)
+		if (n > 0) {
 			ktls_sess_count(e, KTLS_IO_WRITE, (size_t)n);
+			if (f & KTLS_FD_TX)
+				atomic_fetch_add(&ktls_stats.sendfile_kernel,
+						 (unsigned long long)n);
+		}
 		return n;
 	}
 	/* A retried write after EAGAIN re-reads the same bytes into a

@@ -50,6 +50,10 @@ void ktls_stats_format(char *buf, unsigned long len)
 	if (refused && n >= 0 && (unsigned long)n < len)
 		n += snprintf(buf + n, len - (unsigned long)n,
 			      " refused_writes=%lu", refused);
+	unsigned long long zc = atomic_load(&ktls_stats.sendfile_kernel);
+	if (zc && n >= 0 && (unsigned long)n < len)
+		n += snprintf(buf + n, len - (unsigned long)n,
+			      " sendfile_kernel_bytes=%llu", zc);
 	unsigned long long emul = atomic_load(&ktls_stats.sendfile_emulated);
 	if (emul && n >= 0 && (unsigned long)n < len)
 		snprintf(buf + n, len - (unsigned long)n,

@@ -14,6 +14,7 @@ struct ktls_stats {
 	atomic_ulong refused_writes;            /* unsafe state: refused */
 	atomic_ullong bytes[2];
 	atomic_ullong sendfile_emulated; /* bytes sent via SSL_write */
+	atomic_ullong sendfile_kernel;   /* zero-copy: sendfile on kTLS TX */
 };
 
 extern struct ktls_stats ktls_stats;

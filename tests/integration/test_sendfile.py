@@ -44,6 +44,8 @@ def test_sendfile_through_shim(tls, offsets, certs, shim_config, odd_file):
         assert shim_sessions(cli.err)[0]["tx"] == "kernel"
         assert summ["bytes_tx"] == path.stat().st_size
         assert "sendfile_emulated" not in summ["rest"]
+        assert (f"sendfile_kernel_bytes={path.stat().st_size}"
+                in summ["rest"]), summ
         assert d["TlsTxSw"] == 1
     else:
         assert (f"sendfile_emulated_bytes={path.stat().st_size}"
