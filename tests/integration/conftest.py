@@ -171,16 +171,35 @@ def parse_conns(stdout):
             for line in CONN_RE.findall(stdout)]
 
 
+_procs = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_children():
+    """A failed test must not leave its servers running (and holding
+    ports, or the VM's CPU) for the tests after it."""
+    yield
+    while _procs:
+        p = _procs.pop()
+        if p.p.poll() is None:
+            p.p.kill()
+            p.p.wait()
+
+
 class Proc:
     """A child whose stdout/stderr are collected to strings."""
 
-    def __init__(self, argv, env, stdin=None, cwd=None, quiet=False):
+    def __init__(self, argv, env, stdin=None, cwd=None, quiet=False,
+                 reap=True):
         """quiet: discard the output of chatty servers, whose writes would
-        otherwise block on a full pipe nobody reads until the end."""
+        otherwise block on a full pipe nobody reads until the end.
+        reap=False: a fixture of wider scope owns its end."""
         self.argv = argv
         out = subprocess.DEVNULL if quiet else subprocess.PIPE
         self.p = subprocess.Popen(argv, env=env, stdout=out, stderr=out,
                                   stdin=stdin, cwd=cwd, text=True)
+        if reap:
+            _procs.append(self)
         self.out = ""
         self.err = ""
 

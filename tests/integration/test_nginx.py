@@ -58,13 +58,17 @@ def nginx(workdir, certs, shim_config):
     log = d / "shim.log"
     before = tls_stat()
     proc = Proc([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)],
-                shim_env(shim_config, KTLS_SHIM_LOG=f"file:{log}"), quiet=True)
+                shim_env(shim_config, KTLS_SHIM_LOG=f"file:{log}"), quiet=True,
+                reap=False)
     wait_port(p12), wait_port(p13)
     state = {"dir": d, "files": files, "ports": {"1.2": p12, "1.3": p13},
              "log": log, "before": before, "proc": proc}
-    yield state
-    proc.p.send_signal(signal.SIGQUIT)  # graceful: workers exit, summaries
-    proc.wait(timeout=120)
+    try:
+        yield state
+    finally:
+        if proc.p.poll() is None:
+            proc.p.send_signal(signal.SIGQUIT)  # graceful: summaries
+            proc.wait(timeout=120)
 
 
 def curl(args, timeout=900):
