@@ -6,9 +6,11 @@
  *       exit 0 if this kernel accepts TCP_ULP "tls" on a connected loopback
  *       socket (kTLS is there), 1 if not; one line "ktls=1|0 ..." on stdout.
  *   ktls_bench bulk --mode M --tls 1.2|1.3 --cipher C --size W --bytes N
- *                   [--file PATH] [--file-size N] [--verify]
+ *                   [--warmup N] [--file PATH] [--file-size N] [--verify]
  *       the sender (TLS server) sends N bytes of a cached file in W-byte
- *       calls; the receiver (TLS client) reads them in W-byte calls.
+ *       calls; the receiver (TLS client) reads them in W-byte calls. Both
+ *       measure only after the warm-up bytes (default N/4, at most 4 MiB),
+ *       which go the same way first.
  *   ktls_bench conn --mode M --tls 1.2|1.3 --cipher C --conns K [--resp N]
  *       K sequential connections: handshake, N bytes of response, close.
  *
@@ -234,7 +236,7 @@ struct opts {
 	char mode;
 	const char *tls, *cipher, *file;
 	size_t size;
-	unsigned long long bytes, file_size, resp;
+	unsigned long long bytes, file_size, resp, warmup;
 	int conns, verify, timeout;
 };
 
@@ -526,13 +528,19 @@ static void bulk_sender(const struct opts *o, int ls, struct side *me)
 	}
 	int use_sendfile = o->mode == 'c' && me->lib_tx;
 	struct snap a, b;
-	snap(&a);
-	unsigned long long sent = 0;
-	while (sent < o->bytes) {
+	unsigned long long sent = 0, total = o->warmup + o->bytes;
+	/* The warm-up (same calls, untimed) fills TCG's translation cache,
+	 * opens the TCP window and faults the buffers in. */
+	if (!o->warmup)
+		snap(&a);
+	while (sent < total) {
+		if (o->warmup && sent == o->warmup)
+			snap(&a);
 		off_t off = (off_t)(sent % o->file_size);
 		size_t n = o->size;
-		if ((unsigned long long)n > o->bytes - sent)
-			n = (size_t)(o->bytes - sent);
+		unsigned long long stop = sent < o->warmup ? o->warmup : total;
+		if ((unsigned long long)n > stop - sent)
+			n = (size_t)(stop - sent);
 		if ((unsigned long long)off + n > o->file_size)
 			n = (size_t)(o->file_size - (unsigned long long)off);
 		if (use_sendfile) {
@@ -561,7 +569,7 @@ static void bulk_sender(const struct opts *o, int ls, struct side *me)
 	}
 	snap(&b);
 	snap_delta(me, &a, &b);
-	me->bytes = sent;
+	me->bytes = sent - o->warmup;
 	me->sendfile_used = use_sendfile;
 	/* Wait for the receiver's goodbye: it has everything then. */
 	if (s) {
@@ -631,10 +639,19 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 		s = tls_start(ctx, fd, 0, NULL);
 	}
 	struct snap a, b;
-	snap(&a);
-	unsigned long long got = 0;
+	unsigned long long got = 0, from = 0;
+	int timing = !o->warmup;
+	if (timing)
+		snap(&a);
 	for (;;) {
 		size_t n = 0;
+		/* The timed part starts with the first read after the warm-up
+		 * bytes (a read straddling the boundary counts as warm-up). */
+		if (!timing && got >= o->warmup) {
+			timing = 1;
+			from = got;
+			snap(&a);
+		}
 		if (s) {
 			if (!SSL_read_ex(s, buf, o->size, &n)) {
 				int e = SSL_get_error(s, 0);
@@ -657,8 +674,12 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 		got += n;
 	}
 	snap(&b);
+	if (!timing) { /* nothing after the warm-up: an empty timed part */
+		snap(&a);
+		from = got;
+	}
 	snap_delta(me, &a, &b);
-	me->bytes = got;
+	me->bytes = got - from;
 	if (s) {
 		/* Session state read after the transfer: TLS 1.3 sessions
 		 * only settle once the tickets are in. */
@@ -671,8 +692,8 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 	munmap((void *)map, o->file_size);
 	close(ffd);
 	free(buf);
-	if (got != o->bytes)
-		fail("received %llu of %llu bytes", got, o->bytes);
+	if (got != o->warmup + o->bytes)
+		fail("received %llu of %llu bytes", got, o->warmup + o->bytes);
 	me->ok = 1;
 }
 
@@ -930,8 +951,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: ktls_bench probe\n"
 		"       ktls_bench bulk --mode a|b|c|d|e --tls 1.2|1.3 "
-		"--cipher C --size W --bytes N [--file F] [--file-size N] "
-		"[--verify]\n"
+		"--cipher C --size W --bytes N [--warmup N] [--file F] "
+		"[--file-size N] [--verify]\n"
 		"       ktls_bench conn --mode a|b|d|e --tls 1.2|1.3 "
 		"--cipher C --conns K [--resp N]\n"
 		"ciphers: aes-128-gcm aes-256-gcm chacha20-poly1305\n");
@@ -958,9 +979,10 @@ int main(int argc, char **argv)
 		{ "bytes", 1, 0, 'n' },	    { "file", 1, 0, 'f' },
 		{ "file-size", 1, 0, 'F' }, { "verify", 0, 0, 'V' },
 		{ "conns", 1, 0, 'k' },	    { "resp", 1, 0, 'r' },
-		{ "timeout", 1, 0, 'T' },   { 0, 0, 0, 0 },
+		{ "timeout", 1, 0, 'T' },   { "warmup", 1, 0, 'W' },
+		{ 0, 0, 0, 0 },
 	};
-	int c;
+	int c, warm_set = 0;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -975,6 +997,8 @@ int main(int argc, char **argv)
 		case 'k': o.conns = atoi(optarg); break;
 		case 'r': o.resp = strtoull(optarg, NULL, 0); break;
 		case 'T': o.timeout = atoi(optarg); break;
+		case 'W': o.warmup = strtoull(optarg, NULL, 0); warm_set = 1;
+			  break;
 		default: usage();
 		}
 	}
@@ -991,8 +1015,16 @@ int main(int argc, char **argv)
 		fail("mode %c must run without the shim preloaded", o.mode);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (bulk && o.file_size > o.bytes && !o.file)
-		o.file_size = o.bytes;
+	/* Default warm-up: a quarter of the payload, at most 4 MiB, in whole
+	 * writes. */
+	if (!warm_set) {
+		o.warmup = o.bytes / 4 < (4ULL << 20) ? o.bytes / 4 : 4ULL << 20;
+		o.warmup -= o.warmup % o.size;
+	}
+	if (!bulk)
+		o.warmup = 0;
+	if (bulk && o.file_size > o.bytes + o.warmup && !o.file)
+		o.file_size = o.bytes + o.warmup;
 	if (bulk)
 		make_file(&o);
 	if (o.mode != 'e')
@@ -1022,18 +1054,17 @@ int main(int argc, char **argv)
 		return 1;
 
 	const struct side *S = &snd.res, *R = &rcv.res;
+	/* wall_s: the receiver's timed part (bulk: from the end of the
+	 * warm-up to the last byte; conn: the client's whole loop). */
 	printf("kind=%s mode=%c tls=%s cipher=%s size=%zu bytes=%llu "
-	       "conns=%d shim=%d version=%s suite=%s sendfile_used=%d "
-	       "wall_s=%.6f",
+	       "warmup=%llu conns=%d shim=%d version=%s suite=%s "
+	       "sendfile_used=%d wall_s=%.6f",
 	       bulk ? "bulk" : "conn", o.mode, o.tls, o.cipher,
 	       bulk ? o.size : (size_t)o.resp, bulk ? o.bytes : S->bytes,
-	       bulk ? 1 : o.conns, shim, o.mode == 'e' ? "TCP" : S->version,
+	       o.warmup, bulk ? 1 : o.conns, shim,
+	       o.mode == 'e' ? "TCP" : S->version,
 	       o.mode == 'e' ? "-" : S->suite, S->sendfile_used,
-	       /* bulk: from the sender's first byte to the receiver's
-		* last (CLOCK_MONOTONIC is system-wide); conn: the client's
-		* whole loop. */
-	       bulk ? (double)(R->t1_ns - S->t0_ns) / 1e9
-		    : (double)(R->t1_ns - R->t0_ns) / 1e9);
+	       (double)(R->t1_ns - R->t0_ns) / 1e9);
 	print_side("s", S);
 	print_side("r", R);
 	printf("\n");

@@ -100,6 +100,8 @@ done <"$ctl/shares"
 mkdir -p "$new/run/ktls-vm"
 mount --bind "$ctl" "$new/run/ktls-vm" || fail "cannot bind the control share"
 
+# From here on CMD may have side effects: the host must not boot again.
+: >"$ctl/started"
 # A clean environment; cmd.sh adds the host's whitelisted variables.
 chroot "$new" /usr/bin/env -i \
 	HOME=/root USER=root LOGNAME=root SHELL=/bin/bash \
