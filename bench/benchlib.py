@@ -332,12 +332,15 @@ def write_md(path, stem, meta, bulk, conn, interpose, command):
           f"OpenSSL {meta.get('openssl', '?')}",
           f"- kTLS probe: `{meta.get('probe')}`; CPU flags seen: "
           f"{meta.get('cpu_flags') or '-'}",
-          f"- Bulk: {size_label(meta.get('bytes', 0))} per case over "
-          "loopback TCP, sender = TLS server, receiver = TLS client, "
+          f"- Bulk: {size_label(meta.get('bytes', 0))} per case (after an "
+          "untimed warm-up the same way: a quarter of that, at most 4 MiB) "
+          "over loopback TCP, sender = TLS server, receiver = TLS client, "
           "separate processes; the sender takes the data from a cached "
           f"{size_label(meta.get('file_size', 0))} file (read() per write, "
-          "or SSL_sendfile in mode c). CPU = user+sys from getrusage of "
-          "each process over its data phase.",
+          "or SSL_sendfile in mode c); the receiver reads in the same size. "
+          "CPU = user+sys from getrusage of each process over its timed "
+          "part; throughput = what the receiver got in its timed part / "
+          "its duration.",
           f"- Host load: {meta.get('other_vms', '?')} other QEMU VM(s) "
           "running on the host when the run started, "
           f"{meta.get('other_vms_end', '?')} when it ended; load average "
@@ -501,8 +504,9 @@ def write_md(path, stem, meta, bulk, conn, interpose, command):
               f"Measured natively on the host (kernel `{r0['kernel']}`, "
               f"CPU `{r0['cpu_model']}`), not in the VM: instructions per "
               "call from callgrind (deterministic; `bench/interpose-overhead`)"
-              " and wall time per call (median of runs; noisy on a shared "
-              "machine).", ""]
+              " and wall time per call of the loop itself (the fastest of "
+              "several runs; this machine is shared, so expect noise of a "
+              "few percent).", ""]
         L += md_table(["call", "instr without", "with shim", "added",
                        "ns without", "ns with", "wall ratio"],
                       [[r["op"], fnum(r["plain_instr_per_call"]),
@@ -564,7 +568,7 @@ def write_plots(stem, meta, bulk):
                      + ("" if str(meta.get("probe", "")).startswith(
                          "ktls=1") else " - NO kTLS in this kernel"))
             script += [
-                f"set terminal pngcairo size {520 * ncol},{420 * nrow + 60} "
+                f"set terminal pngcairo size {560 * ncol},{500 * nrow + 40} "
                 "font 'sans,9'",
                 f"set output {_gp_str(os.path.abspath(f'{stem}-{p}.png'))}",
                 f"set multiplot layout {nrow},{ncol} title {_gp_str(title)}",
@@ -574,8 +578,7 @@ def write_plots(stem, meta, bulk):
                 "set xtics ('512' 512, '4K' 4096, '16K' 16384, '1M' 1048576)",
                 "set xlabel 'write size (bytes)'",
                 f"set ylabel {_gp_str(ylab)}",
-                "set key bottom right font ',8'" if p == "throughput"
-                else "set key top right font ',8'",
+                "set key below font ',8' maxrows 3 samplen 2",
             ]
             for t, c in panels:
                 plots = []

@@ -12,7 +12,9 @@
  *       measure only after the warm-up bytes (default N/4, at most 4 MiB),
  *       which go the same way first.
  *   ktls_bench conn --mode M --tls 1.2|1.3 --cipher C --conns K [--resp N]
- *       K sequential connections: handshake, N bytes of response, close.
+ *                   [--warm-conns J]
+ *       K sequential connections: handshake, N bytes of response, close;
+ *       timed after J untimed ones (default K/10, at least 1).
  *
  * Modes: a = userspace OpenSSL (SSL_OP_ENABLE_KTLS cleared; refuses to run
  * with the shim preloaded); b = SSL_write, options untouched: run it with
@@ -237,7 +239,7 @@ struct opts {
 	const char *tls, *cipher, *file;
 	size_t size;
 	unsigned long long bytes, file_size, resp, warmup;
-	int conns, verify, timeout;
+	int conns, warm_conns, verify, timeout;
 };
 
 static const struct cipher_map {
@@ -704,8 +706,12 @@ static void conn_server(const struct opts *o, int ls, struct side *me)
 	unsigned char *resp = calloc(1, o->resp ? o->resp : 1);
 	SSL_CTX *ctx = o->mode != 'e' ? make_ctx(o, 1) : NULL;
 	struct snap a, b;
-	snap(&a);
-	for (int i = 0; i < o->conns; i++) {
+	double hs = 0;
+	for (int i = 0; i < o->warm_conns + o->conns; i++) {
+		if (i == o->warm_conns) {
+			snap(&a);
+			hs = me->hs_s;
+		}
 		int fd = accept_one(ls);
 		if (!ctx) {
 			write_all_fd(fd, resp, o->resp);
@@ -717,7 +723,7 @@ static void conn_server(const struct opts *o, int ls, struct side *me)
 			continue;
 		}
 		SSL *s = tls_start(ctx, fd, 1, &me->hs_s);
-		if (i == 0)
+		if (i == o->warm_conns)
 			note_session(me, s, fd);
 		size_t w = 0;
 		if (o->resp && (!SSL_write_ex(s, resp, o->resp, &w) ||
@@ -729,6 +735,7 @@ static void conn_server(const struct opts *o, int ls, struct side *me)
 	}
 	snap(&b);
 	snap_delta(me, &a, &b);
+	me->hs_s -= hs;
 	me->conns = o->conns;
 	me->bytes = o->resp * (unsigned long long)o->conns;
 	SSL_CTX_free(ctx);
@@ -742,8 +749,12 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 	unsigned char buf[16384];
 	SSL_CTX *ctx = o->mode != 'e' ? make_ctx(o, 0) : NULL;
 	struct snap a, b;
-	snap(&a);
-	for (int i = 0; i < o->conns; i++) {
+	double hs = 0;
+	for (int i = 0; i < o->warm_conns + o->conns; i++) {
+		if (i == o->warm_conns) {
+			snap(&a);
+			hs = me->hs_s;
+		}
 		int fd = connect_to(sa);
 		unsigned long long got = 0;
 		if (!ctx) {
@@ -759,11 +770,8 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 			if (SSL_get_error(s, 0) != SSL_ERROR_ZERO_RETURN)
 				fail("SSL_read_ex (conn %d): %d", i,
 				     SSL_get_error(s, 0));
-			if (i == 0) {
-				struct counters keep = C;
+			if (i == o->warm_conns)
 				note_session(me, s, fd);
-				C = keep;
-			}
 			SSL_shutdown(s);
 			SSL_free(s);
 			close(fd);
@@ -774,6 +782,7 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 	}
 	snap(&b);
 	snap_delta(me, &a, &b);
+	me->hs_s -= hs;
 	me->conns = o->conns;
 	me->bytes = o->resp * (unsigned long long)o->conns;
 	SSL_CTX_free(ctx);
@@ -954,7 +963,7 @@ static void usage(void)
 		"--cipher C --size W --bytes N [--warmup N] [--file F] "
 		"[--file-size N] [--verify]\n"
 		"       ktls_bench conn --mode a|b|d|e --tls 1.2|1.3 "
-		"--cipher C --conns K [--resp N]\n"
+		"--cipher C --conns K [--resp N] [--warm-conns J]\n"
 		"ciphers: aes-128-gcm aes-256-gcm chacha20-poly1305\n");
 	exit(2);
 }
@@ -980,9 +989,9 @@ int main(int argc, char **argv)
 		{ "file-size", 1, 0, 'F' }, { "verify", 0, 0, 'V' },
 		{ "conns", 1, 0, 'k' },	    { "resp", 1, 0, 'r' },
 		{ "timeout", 1, 0, 'T' },   { "warmup", 1, 0, 'W' },
-		{ 0, 0, 0, 0 },
+		{ "warm-conns", 1, 0, 'K' }, { 0, 0, 0, 0 },
 	};
-	int c, warm_set = 0;
+	int c, warm_set = 0, warmc_set = 0;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -997,6 +1006,7 @@ int main(int argc, char **argv)
 		case 'k': o.conns = atoi(optarg); break;
 		case 'r': o.resp = strtoull(optarg, NULL, 0); break;
 		case 'T': o.timeout = atoi(optarg); break;
+		case 'K': o.warm_conns = atoi(optarg); warmc_set = 1; break;
 		case 'W': o.warmup = strtoull(optarg, NULL, 0); warm_set = 1;
 			  break;
 		default: usage();
@@ -1023,6 +1033,10 @@ int main(int argc, char **argv)
 	}
 	if (!bulk)
 		o.warmup = 0;
+	if (!warmc_set) /* untimed first connections, as the bulk warm-up */
+		o.warm_conns = o.conns / 10 > 1 ? o.conns / 10 : 1;
+	if (bulk || o.warm_conns < 0)
+		o.warm_conns = 0;
 	if (bulk && o.file_size > o.bytes + o.warmup && !o.file)
 		o.file_size = o.bytes + o.warmup;
 	if (bulk)

@@ -21,8 +21,6 @@ enum {
 	KTLS_FD_ULP_TRIED = 1u << 6,
 	KTLS_FD_TX_TRIED = 1u << 7,
 	KTLS_FD_RX_TRIED = 1u << 8,
-	KTLS_FD_TX_REFUSED = 1u << 9, /* the shim's policy said no */
-	KTLS_FD_RX_REFUSED = 1u << 10,
 };
 
 struct ktls_fd {

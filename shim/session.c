@@ -365,9 +365,8 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 	if (!(ktls_cfg.directions & (rx ? KTLS_DIR_RX : KTLS_DIR_TX)) ||
 	    !(ktls_cfg.versions & version_bit(hdr.version)) ||
 	    kc == KTLS_CIPHER_NONE || !(ktls_cfg.ciphers & KTLS_CIPHER_BIT(kc))) {
-		/* OpenSSL treats any failure here as "stay in userspace". */
-		atomic_fetch_or(&e->flags, rx ? KTLS_FD_RX_REFUSED
-					      : KTLS_FD_TX_REFUSED);
+		/* OpenSSL treats any failure here as "stay in userspace";
+		 * explain() later names the config key that said no. */
 		errno = EOPNOTSUPP;
 		return -1;
 	}
