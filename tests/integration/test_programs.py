@@ -277,3 +277,29 @@ def test_python_unix_socket_and_memory_bio_stay_in_userspace(certs,
     assert summ["sessions"] == 4 and summ["tx_kernel"] == 0
     assert "tx:not-tcp=2" in summ["rest"], summ
     assert "tx:not-a-socket-bio=2" in summ["rest"], summ
+
+
+def test_fork_after_move_and_exec(certs, shim_config):
+    n = 4 * MiB
+    srv = Proc([XFER, "--role", "server", "--port", "0", "--tls", "1.2",
+                "--cert", certs["ec"][0], "--key", certs["ec"][1]],
+               plain_env())
+    port = srv.read_port()
+    py = subprocess.run([PY, os.path.join(HERE, "pyssl_fork.py"), str(port),
+                         str(n)], env=shim_env(shim_config),
+                        capture_output=True, text=True, timeout=600)
+    assert py.returncode == 0, py.stderr
+    assert srv.wait() == 0, srv.err
+    child, exe = py.stdout.splitlines()
+    _, rc, digest = child.split()
+    (s,) = parse_conns(srv.out)
+    assert rc == "0" and s["recv_sha256"] == digest and int(s["recv"]) == n
+    assert exe.startswith("exec 0 OpenSSL 3")
+    # The parent reports the session; the child only what it did after
+    # the fork (nothing new); the exec'd openssl never used libssl for TLS
+    # and stays quiet.
+    summaries = re.findall(r"summary (\S+) sessions=(\d+) tx_kernel=(\d+)",
+                           py.stderr)
+    assert sorted(summaries) == sorted([
+        ("python3.11", "1", "1" if KERNEL else "0"),
+        ("python3.11", "0", "0")]), py.stderr
