@@ -18,6 +18,7 @@
 #include "shim.h"
 #include "sendfile_emul.h"
 #include "stats.h"
+#include "register.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
@@ -213,6 +214,18 @@ static enum ktls_reason verify(int fd, int dir, int lib_says, unsigned version,
 	return KTLS_R_VERIFY_FAILED;
 }
 
+/* eBPF accounting (shim/bpf/register.h): says once why stats are off. */
+static void bpf_register(int fd, unsigned version, unsigned cipher, int tx,
+			 int rx)
+{
+	static _Atomic int said;
+	int err = ktls_bpf_register(fd, version, cipher, tx, rx);
+	if (err && err != EAGAIN && !atomic_exchange(&said, 1))
+		ktls_dbg("ebpf stats off: %s",
+			 err == ENOENT ? "not loaded (ktls-shim-stats load)"
+				       : strerror(err));
+}
+
 static void finalize(SSL *s, int fd, struct ktls_fd *e)
 {
 	BIO *wb = ktls_ossl.SSL_get_wbio(s), *rb = ktls_ossl.SSL_get_rbio(s);
@@ -244,6 +257,9 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e)
 				(r[1] == KTLS_R_MOVED ? KTLS_FD_RX : 0) |
 				(poison ? KTLS_FD_POISONED : 0));
 	ktls_stats_session(r[0], r[1]);
+	if (r[0] == KTLS_R_MOVED || r[1] == KTLS_R_MOVED)
+		bpf_register(fd, version, d ? d->kernel_type : 0,
+			     r[0] == KTLS_R_MOVED, r[1] == KTLS_R_MOVED);
 
 	const SSL_CIPHER *c = ktls_ossl.SSL_get_current_cipher(s);
 	if (poison)
@@ -476,5 +492,7 @@ void ktls_sess_close(int fd, struct ktls_fd *e)
 		ktls_dbg("close fd=%d kernel_tx_bytes=%llu kernel_rx_bytes=%llu",
 			 fd, (unsigned long long)atomic_load(&e->tx_bytes),
 			 (unsigned long long)atomic_load(&e->rx_bytes));
+	if (f & (KTLS_FD_TX | KTLS_FD_RX))
+		ktls_bpf_unregister(fd);
 	ktls_fd_reset(e);
 }

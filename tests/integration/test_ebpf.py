@@ -1,0 +1,222 @@
+"""eBPF per-socket kTLS accounting (shim/bpf, tools/ktls-shim-stats).
+
+Where the kernel has kTLS (the VM): load the programs, move known amounts
+each way through a shimmed tls_xfer (TLS 1.2, so TX and RX are both in the
+kernel) and through sendfile(), then read the pinned maps the way an
+operator would (`bpftool -j map dump pinned ...`) and check that the
+per-socket counters equal what the application sent and received.
+
+Where it has not (this host's kernel): `ktls-shim-stats load` must fail with
+a clear one-line reason, and a shimmed transfer must be unaffected.
+"""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import (BUILD, KERNEL, MiB, XFER, Proc, delta, make_file,
+                      parse_conns, plain_env, shim_env, shim_sessions,
+                      tls_stat)
+
+STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
+PIN = "/sys/fs/bpf/ktls-shim"
+BPFTOOL = shutil.which("bpftool") or "/usr/sbin/bpftool"
+CIPHER = "ECDHE-ECDSA-AES128-GCM-SHA256"
+TLS12, AES_GCM_128 = 0x0303, 51
+# Records that are not application data go through the same functions:
+# with TLS 1.2, OpenSSL turns kTLS on at ChangeCipherSpec, so the Finished
+# message (16 bytes of plaintext: 4 header + 12 verify_data) is the first
+# record each way through the kernel, and close_notify (a 2-byte alert) the
+# last. OpenSSL sends those with sendmsg()+TLS_SET_RECORD_TYPE; the kernel
+# returns them with a TLS_GET_RECORD_TYPE cmsg other than 23. The eBPF side
+# counts them apart (tx_ctrl_bytes, rx_ctrl_bytes), so tx_bytes/rx_bytes are
+# the application's bytes exactly. TLS record overhead (5-byte header,
+# 8-byte explicit nonce, 16-byte tag) is in none of them: fexit return
+# values count plaintext.
+FINISHED, CLOSE_NOTIFY = 16, 2
+CTRL = FINISHED + CLOSE_NOTIFY
+
+pytestmark = pytest.mark.skipif(not os.path.exists(STATS),
+                                reason="built without -Dbpf (no clang/"
+                                       "bpftool/libbpf)")
+
+SOCK_FIELDS = {"tx_bytes", "tx_calls", "tx_sw_bytes", "tx_device_bytes",
+               "tx_sendpage_bytes", "tx_ctrl_bytes", "tx_errors", "rx_bytes",
+               "rx_calls", "rx_splice_bytes", "rx_ctrl_bytes", "rx_errors",
+               "first_ns", "last_ns", "pid", "tx_sw", "tx_device", "rx_sw",
+               "rx_device", "comm"}
+OWNER_FIELDS = {"pid", "fd", "version", "cipher_type", "tx_mode", "rx_mode",
+                "closed", "registered_ns", "closed_ns", "comm"}
+
+
+def stats(*args, check=None):
+    r = subprocess.run([STATS, *args], capture_output=True, text=True,
+                       env=plain_env())
+    if check is not None:
+        assert r.returncode == check, (args, r.returncode, r.stdout,
+                                       r.stderr)
+    return r
+
+
+def dump(name):
+    """Rows of a pinned map as bpftool prints them with BTF: key and value
+    by field name."""
+    r = subprocess.run([BPFTOOL, "-j", "map", "dump", "pinned",
+                        f"{PIN}/{name}"], capture_output=True, text=True,
+                       check=True)
+    rows = {}
+    for e in json.loads(r.stdout):
+        f = e.get("formatted", e)
+        rows[int(f["key"])] = f["value"]
+    return rows
+
+
+def comm(v):
+    """bpftool prints char[16] as a string when it is printable."""
+    if isinstance(v, str):
+        return v
+    return bytes(int(x, 0) if isinstance(x, str) else x
+                 for x in v).split(b"\0")[0].decode()
+
+
+def transfer(certs, shim_config, send, peer_send, extra=()):
+    """A plain tls_xfer server; the shimmed tls_xfer client sends `send`
+    bytes and receives `peer_send`. Returns (client Proc, its conn line)."""
+    srv = Proc([XFER, "--role", "server", "--port", "0", "--tls", "1.2",
+                "--cipher", CIPHER, "--cert", certs["ec"][0],
+                "--key", certs["ec"][1], "--send", str(peer_send)],
+               plain_env())
+    port = srv.read_port()
+    cli = Proc([XFER, "--role", "client", "--port", str(port), "--tls",
+                "1.2", "--cipher", CIPHER, "--send", str(send), *extra],
+               shim_env(shim_config))
+    assert cli.wait() == 0, cli.err
+    assert srv.wait() == 0, srv.err
+    (c,), (s,) = parse_conns(cli.out), parse_conns(srv.out)
+    assert c["sent_sha256"] == s["recv_sha256"]
+    assert s["sent_sha256"] == c["recv_sha256"]
+    return cli, c
+
+
+@pytest.fixture
+def loaded():
+    stats("unload")
+    r = stats("load", check=0)
+    assert "loaded" in r.stdout
+    yield
+    stats("unload", check=0)
+    assert not os.path.exists(PIN)
+
+
+def row_of(pid):
+    rows = {k: v for k, v in dump("sockets").items() if v["pid"] == pid}
+    assert len(rows) == 1, dump("sockets")
+    return next(iter(rows.items()))
+
+
+if not KERNEL:
+    def test_load_fails_clearly_without_ktls():
+        r = stats("load")
+        assert r.returncode != 0
+        assert r.stdout == ""
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, r.stderr
+        assert lines[0].startswith("ktls-shim-stats: cannot "), r.stderr
+        assert ("'tls' module" in lines[0] or "no BTF" in lines[0]
+                or "bpffs" in lines[0]), r.stderr
+        assert not os.path.exists(f"{PIN}/sockets")
+        r = stats("show")
+        assert r.returncode != 0 and "not loaded" in r.stderr
+
+    def test_shimmed_transfer_unaffected(certs, shim_config):
+        cli, c = transfer(certs, shim_config, 300000, 200000)
+        assert int(c["sent"]) == 300000 and int(c["recv"]) == 200000
+        (sess,) = shim_sessions(cli.err)
+        assert sess["tx"] == sess["rx"] == "kernel-has-no-tls"
+        # Nothing about eBPF above debug level, nothing on stdout.
+        for line in cli.err.splitlines():
+            assert "ebpf" not in line or " debug: " in line, line
+        assert "ebpf" not in cli.out
+
+else:
+    def test_counts_equal_application_bytes(loaded, certs, shim_config):
+        send, peer = 3 * MiB + 12345, MiB + 777
+        before = tls_stat()
+        cli, c = transfer(certs, shim_config, send, peer)
+        d = delta(before, tls_stat())
+        assert c["kernel_tx"] == c["kernel_rx"] == "1"
+        assert d["TlsTxSw"] == d["TlsRxSw"] == 1, d
+        cookie, v = row_of(cli.p.pid)
+        assert SOCK_FIELDS <= set(v), sorted(v)
+        assert comm(v["comm"]) == "tls_xfer"
+        assert v["tx_bytes"] == send == int(c["sent"]), v
+        assert v["rx_bytes"] == peer == int(c["recv"]), v
+        assert v["tx_sw_bytes"] == send and v["tx_device_bytes"] == 0, v
+        assert v["tx_ctrl_bytes"] == CTRL, v
+        assert v["rx_ctrl_bytes"] == CTRL, v
+        assert v["tx_errors"] == 0, v
+        assert v["tx_calls"] >= 1 and v["rx_calls"] >= 1, v
+        assert (v["tx_sw"], v["tx_device"], v["rx_sw"]) == (1, 0, 1), v
+        # The shim registered the socket under the same cookie (SO_COOKIE).
+        owners = dump("owners")
+        assert cookie in owners, owners
+        o = owners[cookie]
+        assert OWNER_FIELDS <= set(o), sorted(o)
+        assert o["pid"] == cli.p.pid and comm(o["comm"]) == "tls_xfer"
+        assert (o["version"], o["cipher_type"]) == (TLS12, AES_GCM_128)
+        assert (o["tx_mode"], o["rx_mode"]) == (1, 1)
+        # The human view and --json agree with the map.
+        j = json.loads(stats("show", "--json", check=0).stdout)
+        (mine,) = [x for x in j if x["cookie"] == cookie]
+        assert mine["tx_bytes"] == send and mine["rx_bytes"] == peer
+        assert mine["owner"]["version"] == "TLS1.2"
+        table = stats("show", check=0).stdout
+        assert str(cookie) in table and "AES-128-GCM" in table
+        # Stats on: the shim says nothing about them.
+        assert "ebpf stats off" not in cli.err
+
+    def test_sendfile_counted(loaded, certs, shim_config, workdir):
+        path = workdir / "ebpf-sendfile.bin"
+        size = 2 * MiB + 4097
+        make_file(path, size, seed=11)
+        cli, c = transfer(certs, shim_config, 0, 1000,
+                          ["--sendfile", str(path), "--chunk", "1000000"])
+        assert int(c["sent"]) == size
+        _, v = row_of(cli.p.pid)
+        assert v["tx_bytes"] == size, v
+        assert v["rx_bytes"] == 1000, v
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+        if (major, minor) < (6, 5):
+            # 6.1: sendfile arrives through tls_sw_sendpage.
+            assert v["tx_sendpage_bytes"] == size, v
+        else:
+            # 6.5+: through tls_sw_sendmsg with MSG_SPLICE_PAGES.
+            assert v["tx_sendpage_bytes"] == 0, v
+
+    def test_two_processes_share_one_instance(loaded, certs, shim_config):
+        a, _ = transfer(certs, shim_config, 5000, 6000)
+        b, _ = transfer(certs, shim_config, 7000, 8000)
+        for p, tx, rx in ((a, 5000, 6000), (b, 7000, 8000)):
+            _, v = row_of(p.p.pid)
+            assert (v["tx_bytes"], v["rx_bytes"]) == (tx, rx), v
+        assert stats("load", check=0).stdout.startswith("already loaded")
+
+    def test_unload_removes_pins():
+        stats("unload")
+        stats("load", check=0)
+        assert os.path.exists(f"{PIN}/sockets")
+        assert os.path.exists(f"{PIN}/owners")
+        assert any(n.startswith("link_") for n in os.listdir(PIN))
+        stats("unload", check=0)
+        assert not os.path.exists(PIN)
+        assert "not loaded" in stats("show").stderr
+
+    def test_shim_quiet_when_not_loaded(certs, shim_config):
+        stats("unload")
+        cli, c = transfer(certs, shim_config, 1000, 1000)
+        assert c["kernel_tx"] == "1"
+        # One debug line at most, and nothing at info or above.
+        lines = [l for l in cli.err.splitlines() if "ebpf" in l]
+        assert len(lines) <= 1 and all(" debug: " in l for l in lines), lines
