@@ -30,7 +30,7 @@ META_COLS = ["date", "kernel", "cpu_model", "host_cpu_model", "emulated"]
 
 BULK_COLS = META_COLS + [
     "kind", "mode", "mode_desc", "tls", "cipher", "version", "suite",
-    "write_size", "bytes", "warmup_bytes",
+    "write_size", "bytes", "warmup_bytes", "segments",
     # what the kernel did (getsockopt SOL_TLS), and what OpenSSL believed
     "ktls_tx", "ktls_rx", "lib_ktls_tx", "lib_ktls_rx", "sendfile_used",
     "wall_s", "throughput_mib_s",
@@ -42,6 +42,10 @@ BULK_COLS = META_COLS + [
     "s_sendfile_calls", "r_recvmsg_calls",
     "s_copy_bytes", "r_copy_bytes", "s_copy_gib_per_gib",
     "r_copy_gib_per_gib", "verified_bytes",
+    # the figures above come from the least disturbed segment (least CPU
+    # per byte; throughput: the fastest); these from all segments together
+    "s_cpu_spread", "r_cpu_spread", "s_cpu_s_per_gib_all",
+    "r_cpu_s_per_gib_all", "throughput_all_mib_s",
 ]
 BULK_NUM = BULK_COLS[BULK_COLS.index("write_size"):]
 BULK_NUM.remove("ktls_tx"), BULK_NUM.remove("ktls_rx")
@@ -61,11 +65,17 @@ CONN_COLS = META_COLS + [
     # per connection: (count at N2 conns - count at N1) / (N2 - N1)
     "s_syscalls_per_conn", "c_syscalls_per_conn",
     "s_strace_per_conn", "c_strace_per_conn",
+    # as for bulk: the above from each side's least-CPU segment (conns/s:
+    # the client's fastest); these from all segments together
+    "segments", "s_cpu_spread", "c_cpu_spread", "conns_per_s_all",
+    "s_cpu_ms_per_conn_all", "c_cpu_ms_per_conn_all",
 ]
 CONN_NUM = ["conns", "resp_bytes", "wall_s", "conns_per_s", "s_hs_ms",
             "c_hs_ms", "s_cpu_ms_per_conn", "c_cpu_ms_per_conn",
             "s_calls_per_conn", "c_calls_per_conn", "s_syscalls_per_conn",
-            "c_syscalls_per_conn"]
+            "c_syscalls_per_conn", "segments", "s_cpu_spread",
+            "c_cpu_spread", "conns_per_s_all", "s_cpu_ms_per_conn_all",
+            "c_cpu_ms_per_conn_all"]
 CONN_OPTIONAL = ["s_syscalls_per_conn", "c_syscalls_per_conn"]  # no strace
 CONN_FLAGS = ["ktls_tx", "ktls_rx", "c_ktls_tx", "c_ktls_rx"]
 
@@ -127,12 +137,12 @@ def bulk_row(meta, r):
         "cipher": r["cipher"] if tls else "-",
         "version": r["version"], "suite": r["suite"],
         "write_size": int(f["size"]), "bytes": int(f["bytes"]),
-        "warmup_bytes": int(f["warmup"]),
+        "warmup_bytes": int(f["warmup"]), "segments": int(f["segments"]),
         "ktls_tx": int(f["s_kernel_tx"]), "ktls_rx": int(f["r_kernel_rx"]),
         "lib_ktls_tx": int(f["s_lib_tx"]), "lib_ktls_rx": int(f["r_lib_rx"]),
         "sendfile_used": int(f["sendfile_used"]),
         "wall_s": f"{f['wall_s']:.6f}",
-        "throughput_mib_s": f"{rn / MIB / f['wall_s']:.3f}",
+        "throughput_mib_s": f"{f['thr_bytes'] / MIB / f['wall_s']:.3f}",
         "s_user_s": f"{f['s_user_s']:.6f}", "s_sys_s": f"{f['s_sys_s']:.6f}",
         "r_user_s": f"{f['r_user_s']:.6f}", "r_sys_s": f"{f['r_sys_s']:.6f}",
         "s_cpu_s_per_gib":
@@ -152,6 +162,14 @@ def bulk_row(meta, r):
         "s_copy_gib_per_gib": f"{s_copy / n:.4f}",
         "r_copy_gib_per_gib": f"{r_copy / rn:.4f}",
         "verified_bytes": int(f["r_verified"]),
+        "s_cpu_spread": f"{f['s_spread']:.3f}",
+        "r_cpu_spread": f"{f['r_spread']:.3f}",
+        "s_cpu_s_per_gib_all":
+            f"{f['s_all_cpu_s'] * GIB / f['s_all_bytes']:.6f}",
+        "r_cpu_s_per_gib_all":
+            f"{f['r_all_cpu_s'] * GIB / f['r_all_bytes']:.6f}",
+        "throughput_all_mib_s":
+            f"{f['r_all_bytes'] / MIB / f['r_all_wall_s']:.3f}",
     })
     return row
 
@@ -160,6 +178,7 @@ def conn_row(meta, r, strace=None):
     f = {k: float(v) for k, v in r.items()
          if isinstance(v, str) and re.fullmatch(r"-?[0-9.]+", v)}
     k = f["conns"]
+    sk, ck = f["s_bytes"], f["r_bytes"]  # connections in each side's segment
     tls = r["mode"] != "e"
     row = {c: meta.get(c, "") for c in META_COLS}
     row.update({
@@ -171,17 +190,25 @@ def conn_row(meta, r, strace=None):
         "ktls_tx": int(f["s_kernel_tx"]), "ktls_rx": int(f["s_kernel_rx"]),
         "c_ktls_tx": int(f["r_kernel_tx"]), "c_ktls_rx": int(f["r_kernel_rx"]),
         "wall_s": f"{f['wall_s']:.6f}",
-        "conns_per_s": f"{k / f['wall_s']:.2f}",
-        "s_hs_ms": f"{f['s_hs_s'] * 1e3 / k:.4f}",
-        "c_hs_ms": f"{f['r_hs_s'] * 1e3 / k:.4f}",
+        "conns_per_s": f"{f['thr_bytes'] / f['wall_s']:.2f}",
+        "s_hs_ms": f"{f['s_hs_s'] * 1e3 / sk:.4f}",
+        "c_hs_ms": f"{f['r_hs_s'] * 1e3 / ck:.4f}",
         "s_cpu_ms_per_conn":
-            f"{(f['s_user_s'] + f['s_sys_s']) * 1e3 / k:.4f}",
+            f"{(f['s_user_s'] + f['s_sys_s']) * 1e3 / sk:.4f}",
         "c_cpu_ms_per_conn":
-            f"{(f['r_user_s'] + f['r_sys_s']) * 1e3 / k:.4f}",
-        "s_calls_per_conn": f"{f['s_calls'] / k:.2f}",
-        "c_calls_per_conn": f"{f['r_calls'] / k:.2f}",
+            f"{(f['r_user_s'] + f['r_sys_s']) * 1e3 / ck:.4f}",
+        "s_calls_per_conn": f"{f['s_calls'] / sk:.2f}",
+        "c_calls_per_conn": f"{f['r_calls'] / ck:.2f}",
         "s_syscalls_per_conn": "", "c_syscalls_per_conn": "",
         "s_strace_per_conn": "", "c_strace_per_conn": "",
+        "segments": int(f["segments"]),
+        "s_cpu_spread": f"{f['s_spread']:.3f}",
+        "c_cpu_spread": f"{f['r_spread']:.3f}",
+        "conns_per_s_all": f"{f['r_all_bytes'] / f['r_all_wall_s']:.2f}",
+        "s_cpu_ms_per_conn_all":
+            f"{f['s_all_cpu_s'] * 1e3 / f['s_all_bytes']:.4f}",
+        "c_cpu_ms_per_conn_all":
+            f"{f['r_all_cpu_s'] * 1e3 / f['r_all_bytes']:.4f}",
     })
     if strace:
         for side in ("s", "c"):
@@ -338,9 +365,12 @@ def write_md(path, stem, meta, bulk, conn, interpose, command):
           "separate processes; the sender takes the data from a cached "
           f"{size_label(meta.get('file_size', 0))} file (read() per write, "
           "or SSL_sendfile in mode c); the receiver reads in the same size. "
-          "CPU = user+sys from getrusage of each process over its timed "
-          "part; throughput = what the receiver got in its timed part / "
-          "its duration.",
+          "Each side times its part in "
+          f"{bulk[0]['segments'] if bulk else '?'} consecutive segments; "
+          "CPU = user+sys from getrusage over the segment with the least "
+          "CPU per byte (the least disturbed by other load; `spread` = "
+          "worst/best segment, the CSV also has all segments together), "
+          "throughput = the receiver's fastest segment.",
           f"- Host load: {meta.get('other_vms', '?')} other QEMU VM(s) "
           "running on the host when the run started, "
           f"{meta.get('other_vms_end', '?')} when it ended; load average "
@@ -432,12 +462,13 @@ def write_md(path, stem, meta, bulk, conn, interpose, command):
             f"{r['ktls_tx']}/{r['ktls_rx']}" + (
                 " sf" if r["sendfile_used"] == "1" else ""),
             fnum(r["throughput_mib_s"]), fnum(r["s_cpu_s_per_gib"]),
+            fnum(r["s_cpu_spread"]),
             fnum(r["r_cpu_s_per_gib"]), fnum(r["s_user_s_per_gib"]),
             fnum(r["s_sys_s_per_gib"]), fnum(r["s_syscalls_per_gib"]),
             fnum(r["r_syscalls_per_gib"]), fnum(r["s_copy_gib_per_gib"]),
             fnum(r["r_copy_gib_per_gib"])])
     L += md_table(["mode", "TLS", "cipher", "write", "tx/rx", "thr",
-                   "s CPU/GiB", "r CPU/GiB", "s user", "s sys",
+                   "s CPU/GiB", "s spread", "r CPU/GiB", "s user", "s sys",
                    "s calls/GiB", "r calls/GiB", "s copy", "r copy"], lines)
     L += ["", "Modes: " + "; ".join(f"({m}) {d}" for m, d in MODES.items())
           + ". \"sf\": the sender used SSL_sendfile.", ""]
@@ -447,7 +478,10 @@ def write_md(path, stem, meta, bulk, conn, interpose, command):
               f"{conn[0]['conns']} sequential connections per row: TCP "
               "connect, handshake, "
               f"{size_label(conn[0]['resp_bytes'])} response, close_notify "
-              "both ways. hs = mean time in SSL_accept/SSL_connect (the "
+              "both ways, after untimed warm-up connections, in "
+              f"{conn[0]['segments']} segments as for bulk (per side the "
+              "least-CPU segment; conns/s: the client's fastest). "
+              "hs = mean time in SSL_accept/SSL_connect (the "
               "kernel key install happens inside it); CPU = user+sys per "
               "connection; calls = I/O calls by the program and libssl; "
               "syscalls = every system call per connection counted with "
@@ -576,7 +610,8 @@ def write_plots(stem, meta, bulk):
                 "set logscale xy", "set grid",
                 "set xrange [256:2097152]",
                 "set xtics ('512' 512, '4K' 4096, '16K' 16384, '1M' 1048576)",
-                "set xlabel 'write size (bytes)'",
+                "set xlabel 'write size (bytes)' offset 0,0.5",
+                "set bmargin 7",
                 f"set ylabel {_gp_str(ylab)}",
                 "set key below font ',8' maxrows 3 samplen 2",
             ]

@@ -10,11 +10,14 @@
  *       the sender (TLS server) sends N bytes of a cached file in W-byte
  *       calls; the receiver (TLS client) reads them in W-byte calls. Both
  *       measure only after the warm-up bytes (default N/4, at most 4 MiB),
- *       which go the same way first.
+ *       which go the same way first, in --segments S (default 4) parts of
+ *       N/S bytes each, and report the part with the least CPU per byte
+ *       (plus the totals, the spread and the fastest part's wall time).
  *   ktls_bench conn --mode M --tls 1.2|1.3 --cipher C --conns K [--resp N]
  *                   [--warm-conns J]
  *       K sequential connections: handshake, N bytes of response, close;
- *       timed after J untimed ones (default K/10, at least 1).
+ *       timed after J untimed ones (default K/10, at least 1), in
+ *       segments as for bulk (the s_bytes/r_bytes are connections then).
  *
  * Modes: a = userspace OpenSSL (SSL_OP_ENABLE_KTLS cleared; refuses to run
  * with the shim preloaded); b = SSL_write, options untouched: run it with
@@ -239,7 +242,7 @@ struct opts {
 	const char *tls, *cipher, *file;
 	size_t size;
 	unsigned long long bytes, file_size, resp, warmup;
-	int conns, warm_conns, verify, timeout;
+	int conns, warm_conns, verify, timeout, segments;
 };
 
 static const struct cipher_map {
@@ -265,6 +268,15 @@ struct side {
 	unsigned long long verified;
 	double hs_s; /* conn: sum of SSL_accept/SSL_connect durations */
 	int conns;
+	/* bulk: the timed payload goes in segments; the fields above hold the
+	 * one with the least CPU per byte (the least disturbed by whatever
+	 * else ran), these the rest. */
+	int segs;
+	double spread;			/* worst / best CPU per byte */
+	double all_cpu_s, all_wall_s;	/* all segments together */
+	unsigned long long all_bytes;
+	double fast_wall_s;		/* the fastest segment (wall per byte) */
+	unsigned long long fast_bytes;
 	char version[16], suite[64], err[400];
 };
 
@@ -315,15 +327,19 @@ static long long now_ns(void)
 	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+static double g_hs_s; /* time spent in SSL_accept/SSL_connect so far */
+
 struct snap {
 	long long ns;
 	struct rusage ru;
 	struct counters c;
+	double hs_s;
 };
 
 static void snap(struct snap *s)
 {
 	s->c = C;
+	s->hs_s = g_hs_s;
 	getrusage(RUSAGE_SELF, &s->ru);
 	s->ns = now_ns();
 }
@@ -341,7 +357,63 @@ static void snap_delta(struct side *me, const struct snap *a,
 	me->t1_ns = b->ns;
 	me->user_s = tv_s(b->ru.ru_utime, a->ru.ru_utime);
 	me->sys_s = tv_s(b->ru.ru_stime, a->ru.ru_stime);
+	me->hs_s = b->hs_s - a->hs_s;
 	counters_sub(&me->c, &b->c, &a->c);
+}
+
+/* Segments of the timed part: each closes at a byte position, measured
+ * from the previous snapshot. */
+struct segs {
+	struct snap prev;
+	unsigned long long prev_pos;
+	double best_cpb, worst_cpb;
+	int open;
+};
+
+static void seg_start(struct segs *g, unsigned long long pos)
+{
+	snap(&g->prev);
+	g->prev_pos = pos;
+	g->open = 1;
+}
+
+static void seg_close(struct segs *g, struct side *me, unsigned long long pos,
+		      int reopen)
+{
+	struct snap cur;
+	snap(&cur);
+	unsigned long long n = pos - g->prev_pos;
+	if (g->open && n > 0) {
+		struct side d = { 0 };
+		snap_delta(&d, &g->prev, &cur);
+		double cpu = d.user_s + d.sys_s;
+		double cpb = cpu / (double)n, wall = (double)(d.t1_ns - d.t0_ns) / 1e9;
+		if (!me->segs || cpb < g->best_cpb) {
+			g->best_cpb = cpb;
+			me->t0_ns = d.t0_ns;
+			me->t1_ns = d.t1_ns;
+			me->user_s = d.user_s;
+			me->sys_s = d.sys_s;
+			me->c = d.c;
+			me->hs_s = d.hs_s;
+			me->bytes = n;
+		}
+		if (!me->segs || cpb > g->worst_cpb)
+			g->worst_cpb = cpb;
+		if (!me->segs ||
+		    wall / (double)n < me->fast_wall_s / (double)me->fast_bytes) {
+			me->fast_wall_s = wall;
+			me->fast_bytes = n;
+		}
+		me->segs++;
+		me->all_cpu_s += cpu;
+		me->all_wall_s += wall;
+		me->all_bytes += n;
+		me->spread = g->best_cpb > 0 ? g->worst_cpb / g->best_cpb : 1;
+	}
+	g->prev = cur;
+	g->prev_pos = pos;
+	g->open = reopen;
 }
 
 /* Header only: the kernel answers with the cipher, never the key. */
@@ -456,7 +528,7 @@ static int accept_one(int ls)
 	return fd;
 }
 
-static SSL *tls_start(SSL_CTX *ctx, int fd, int server, double *hs_s)
+static SSL *tls_start(SSL_CTX *ctx, int fd, int server)
 {
 	SSL *s = SSL_new(ctx);
 	if (!s || !SSL_set_fd(s, fd))
@@ -467,8 +539,7 @@ static SSL *tls_start(SSL_CTX *ctx, int fd, int server, double *hs_s)
 		fail("%s: SSL_get_error=%d errno=%s",
 		     server ? "SSL_accept" : "SSL_connect",
 		     SSL_get_error(s, r), strerror(errno));
-	if (hs_s)
-		*hs_s += (double)(now_ns() - t) / 1e9;
+	g_hs_s += (double)(now_ns() - t) / 1e9;
 	return s;
 }
 
@@ -525,22 +596,34 @@ static void bulk_sender(const struct opts *o, int ls, struct side *me)
 	SSL *s = NULL;
 	if (o->mode != 'e') {
 		ctx = make_ctx(o, 1);
-		s = tls_start(ctx, fd, 1, NULL);
+		s = tls_start(ctx, fd, 1);
 		note_session(me, s, fd);
 	}
 	int use_sendfile = o->mode == 'c' && me->lib_tx;
-	struct snap a, b;
+	struct segs g = { 0 };
 	unsigned long long sent = 0, total = o->warmup + o->bytes;
+	unsigned long long seg = o->bytes / (unsigned long long)o->segments;
 	/* The warm-up (same calls, untimed) fills TCG's translation cache,
-	 * opens the TCP window and faults the buffers in. */
-	if (!o->warmup)
-		snap(&a);
+	 * opens the TCP window and faults the buffers in. Then segments of
+	 * seg bytes (the last one takes the rest and the close_notify). */
 	while (sent < total) {
-		if (o->warmup && sent == o->warmup)
-			snap(&a);
+		unsigned long long stop = total;
+		if (sent < o->warmup) {
+			stop = o->warmup;
+		} else {
+			unsigned long long k = (sent - o->warmup) / seg;
+			if (sent == o->warmup + k * seg &&
+			    k < (unsigned long long)o->segments) {
+				if (k == 0)
+					seg_start(&g, sent);
+				else
+					seg_close(&g, me, sent, 1);
+			}
+			if (k + 1 < (unsigned long long)o->segments)
+				stop = o->warmup + (k + 1) * seg;
+		}
 		off_t off = (off_t)(sent % o->file_size);
 		size_t n = o->size;
-		unsigned long long stop = sent < o->warmup ? o->warmup : total;
 		if ((unsigned long long)n > stop - sent)
 			n = (size_t)(stop - sent);
 		if ((unsigned long long)off + n > o->file_size)
@@ -569,9 +652,7 @@ static void bulk_sender(const struct opts *o, int ls, struct side *me)
 	} else {
 		shutdown(fd, SHUT_WR);
 	}
-	snap(&b);
-	snap_delta(me, &a, &b);
-	me->bytes = sent - o->warmup;
+	seg_close(&g, me, sent, 0);
 	me->sendfile_used = use_sendfile;
 	/* Wait for the receiver's goodbye: it has everything then. */
 	if (s) {
@@ -638,21 +719,23 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 	SSL *s = NULL;
 	if (o->mode != 'e') {
 		ctx = make_ctx(o, 0);
-		s = tls_start(ctx, fd, 0, NULL);
+		s = tls_start(ctx, fd, 0);
 	}
-	struct snap a, b;
-	unsigned long long got = 0, from = 0;
-	int timing = !o->warmup;
-	if (timing)
-		snap(&a);
+	struct segs g = { 0 };
+	unsigned long long got = 0, next = o->warmup;
+	unsigned long long seg = o->bytes / (unsigned long long)o->segments;
+	int k = 0;
 	for (;;) {
 		size_t n = 0;
-		/* The timed part starts with the first read after the warm-up
-		 * bytes (a read straddling the boundary counts as warm-up). */
-		if (!timing && got >= o->warmup) {
-			timing = 1;
-			from = got;
-			snap(&a);
+		/* A segment starts with the first read at or after its first
+		 * byte (a read straddling the boundary counts before it). */
+		if (k < o->segments && got >= next) {
+			if (k == 0)
+				seg_start(&g, got);
+			else
+				seg_close(&g, me, got, 1);
+			k++;
+			next = o->warmup + (unsigned long long)k * seg;
 		}
 		if (s) {
 			if (!SSL_read_ex(s, buf, o->size, &n)) {
@@ -675,13 +758,7 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 		check_bytes(o, map, buf, n, got, me);
 		got += n;
 	}
-	snap(&b);
-	if (!timing) { /* nothing after the warm-up: an empty timed part */
-		snap(&a);
-		from = got;
-	}
-	snap_delta(me, &a, &b);
-	me->bytes = got - from;
+	seg_close(&g, me, got, 0);
 	if (s) {
 		/* Session state read after the transfer: TLS 1.3 sessions
 		 * only settle once the tickets are in. */
@@ -701,17 +778,27 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 
 /* ---- connections ------------------------------------------------------- */
 
+/* Connection i (counted from the first timed one) in segments of
+ * conns/segments: a new segment starts at each multiple. */
+static void conn_seg(const struct opts *o, struct segs *g, struct side *me,
+		     int i)
+{
+	int per = o->conns / o->segments > 0 ? o->conns / o->segments : 1;
+	if (i < 0 || i % per || i / per >= o->segments)
+		return;
+	if (i == 0)
+		seg_start(g, 0);
+	else
+		seg_close(g, me, (unsigned long long)i, 1);
+}
+
 static void conn_server(const struct opts *o, int ls, struct side *me)
 {
 	unsigned char *resp = calloc(1, o->resp ? o->resp : 1);
 	SSL_CTX *ctx = o->mode != 'e' ? make_ctx(o, 1) : NULL;
-	struct snap a, b;
-	double hs = 0;
+	struct segs g = { 0 };
 	for (int i = 0; i < o->warm_conns + o->conns; i++) {
-		if (i == o->warm_conns) {
-			snap(&a);
-			hs = me->hs_s;
-		}
+		conn_seg(o, &g, me, i - o->warm_conns);
 		int fd = accept_one(ls);
 		if (!ctx) {
 			write_all_fd(fd, resp, o->resp);
@@ -722,7 +809,7 @@ static void conn_server(const struct opts *o, int ls, struct side *me)
 			close(fd);
 			continue;
 		}
-		SSL *s = tls_start(ctx, fd, 1, &me->hs_s);
+		SSL *s = tls_start(ctx, fd, 1);
 		if (i == o->warm_conns)
 			note_session(me, s, fd);
 		size_t w = 0;
@@ -733,11 +820,8 @@ static void conn_server(const struct opts *o, int ls, struct side *me)
 		SSL_free(s);
 		close(fd);
 	}
-	snap(&b);
-	snap_delta(me, &a, &b);
-	me->hs_s -= hs;
+	seg_close(&g, me, (unsigned long long)o->conns, 0);
 	me->conns = o->conns;
-	me->bytes = o->resp * (unsigned long long)o->conns;
 	SSL_CTX_free(ctx);
 	free(resp);
 	me->ok = 1;
@@ -748,13 +832,9 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 {
 	unsigned char buf[16384];
 	SSL_CTX *ctx = o->mode != 'e' ? make_ctx(o, 0) : NULL;
-	struct snap a, b;
-	double hs = 0;
+	struct segs g = { 0 };
 	for (int i = 0; i < o->warm_conns + o->conns; i++) {
-		if (i == o->warm_conns) {
-			snap(&a);
-			hs = me->hs_s;
-		}
+		conn_seg(o, &g, me, i - o->warm_conns);
 		int fd = connect_to(sa);
 		unsigned long long got = 0;
 		if (!ctx) {
@@ -763,7 +843,7 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 				got += (unsigned long long)r;
 			close(fd);
 		} else {
-			SSL *s = tls_start(ctx, fd, 0, &me->hs_s);
+			SSL *s = tls_start(ctx, fd, 0);
 			size_t n;
 			while (SSL_read_ex(s, buf, sizeof(buf), &n))
 				got += n;
@@ -780,11 +860,8 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 			fail("conn %d: received %llu of %llu bytes", i, got,
 			     o->resp);
 	}
-	snap(&b);
-	snap_delta(me, &a, &b);
-	me->hs_s -= hs;
+	seg_close(&g, me, (unsigned long long)o->conns, 0);
 	me->conns = o->conns;
-	me->bytes = o->resp * (unsigned long long)o->conns;
 	SSL_CTX_free(ctx);
 	me->ok = 1;
 }
@@ -870,7 +947,9 @@ static void print_side(const char *p, const struct side *s)
 	       " %s_copy_in_bytes=%llu %s_copy_out_bytes=%llu"
 	       " %s_file_bytes=%llu %s_sendfile_bytes=%llu"
 	       " %s_lib_tx=%d %s_lib_rx=%d %s_kernel_tx=%d %s_kernel_rx=%d"
-	       " %s_hs_s=%.6f %s_verified=%llu",
+	       " %s_hs_s=%.6f %s_verified=%llu %s_segs=%d %s_spread=%.4f"
+	       " %s_all_cpu_s=%.6f %s_all_wall_s=%.6f %s_all_bytes=%llu"
+	       " %s_fast_wall_s=%.6f %s_fast_bytes=%llu",
 	       p, s->pid, p, (double)(s->t1_ns - s->t0_ns) / 1e9, p,
 	       s->user_s, p, s->sys_s, p, s->bytes, p, calls_total(c), p,
 	       c->read, p, c->write, p, c->recvmsg, p, c->sendmsg, p,
@@ -879,7 +958,9 @@ static void print_side(const char *p, const struct side *s)
 		       c->setsockopt + c->getsockopt,
 	       p, c->in_bytes, p, c->out_bytes, p, c->file_bytes, p,
 	       c->sendfile_bytes, p, s->lib_tx, p, s->lib_rx, p,
-	       s->kernel_tx, p, s->kernel_rx, p, s->hs_s, p, s->verified);
+	       s->kernel_tx, p, s->kernel_rx, p, s->hs_s, p, s->verified, p,
+	       s->segs, p, s->spread, p, s->all_cpu_s, p, s->all_wall_s, p,
+	       s->all_bytes, p, s->fast_wall_s, p, s->fast_bytes);
 }
 
 /* 8 MiB (or --file-size) of pseudo-random bytes, read once so that the
@@ -960,8 +1041,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: ktls_bench probe\n"
 		"       ktls_bench bulk --mode a|b|c|d|e --tls 1.2|1.3 "
-		"--cipher C --size W --bytes N [--warmup N] [--file F] "
-		"[--file-size N] [--verify]\n"
+		"--cipher C --size W --bytes N [--warmup N] [--segments S] "
+		"[--file F] [--file-size N] [--verify]\n"
 		"       ktls_bench conn --mode a|b|d|e --tls 1.2|1.3 "
 		"--cipher C --conns K [--resp N] [--warm-conns J]\n"
 		"ciphers: aes-128-gcm aes-256-gcm chacha20-poly1305\n");
@@ -981,6 +1062,7 @@ int main(int argc, char **argv)
 	struct opts o = { .mode = 'a', .tls = "1.3", .cipher = "aes-128-gcm",
 			  .size = 16384, .bytes = 64ULL << 20,
 			  .file_size = 8ULL << 20, .conns = 100, .resp = 1024,
+			  .segments = 4,
 			  .timeout = 1200 };
 	static const struct option lo[] = {
 		{ "mode", 1, 0, 'm' },	    { "tls", 1, 0, 't' },
@@ -989,7 +1071,8 @@ int main(int argc, char **argv)
 		{ "file-size", 1, 0, 'F' }, { "verify", 0, 0, 'V' },
 		{ "conns", 1, 0, 'k' },	    { "resp", 1, 0, 'r' },
 		{ "timeout", 1, 0, 'T' },   { "warmup", 1, 0, 'W' },
-		{ "warm-conns", 1, 0, 'K' }, { 0, 0, 0, 0 },
+		{ "warm-conns", 1, 0, 'K' }, { "segments", 1, 0, 'G' },
+		{ 0, 0, 0, 0 },
 	};
 	int c, warm_set = 0, warmc_set = 0;
 	optind = 2;
@@ -1007,6 +1090,7 @@ int main(int argc, char **argv)
 		case 'r': o.resp = strtoull(optarg, NULL, 0); break;
 		case 'T': o.timeout = atoi(optarg); break;
 		case 'K': o.warm_conns = atoi(optarg); warmc_set = 1; break;
+		case 'G': o.segments = atoi(optarg); break;
 		case 'W': o.warmup = strtoull(optarg, NULL, 0); warm_set = 1;
 			  break;
 		default: usage();
@@ -1015,8 +1099,16 @@ int main(int argc, char **argv)
 	if (!strchr("abcde", o.mode) || !o.mode || (!bulk && o.mode == 'c') ||
 	    (strcmp(o.tls, "1.2") && strcmp(o.tls, "1.3")) ||
 	    !find_cipher(o.cipher) || o.size == 0 || o.bytes == 0 ||
-	    o.file_size == 0 || o.conns < 1)
+	    o.file_size == 0 || o.conns < 1 || o.segments < 1)
 		usage();
+	/* Whole writes per segment, at least one. */
+	if (bulk) {
+		unsigned long long seg = o.bytes / (unsigned long long)o.segments;
+		seg -= seg % o.size;
+		if (seg < o.size)
+			seg = o.size;
+		o.bytes = seg * (unsigned long long)o.segments;
+	}
 	/* The mode says who turns kTLS on; make sure nobody else does. */
 	int shim = shim_loaded();
 	if ((o.mode == 'b' || o.mode == 'c') && !shim)
@@ -1068,17 +1160,20 @@ int main(int argc, char **argv)
 		return 1;
 
 	const struct side *S = &snd.res, *R = &rcv.res;
-	/* wall_s: the receiver's timed part (bulk: from the end of the
-	 * warm-up to the last byte; conn: the client's whole loop). */
+	/* wall_s: the receiver's (client's) fastest segment, which moved
+	 * thr_bytes bytes (conn: made thr_bytes connections). The per-side
+	 * figures are each side's least-CPU segment, of s_bytes / r_bytes
+	 * bytes (conn: connections). */
 	printf("kind=%s mode=%c tls=%s cipher=%s size=%zu bytes=%llu "
 	       "warmup=%llu conns=%d shim=%d version=%s suite=%s "
-	       "sendfile_used=%d wall_s=%.6f",
+	       "sendfile_used=%d segments=%d wall_s=%.6f thr_bytes=%llu",
 	       bulk ? "bulk" : "conn", o.mode, o.tls, o.cipher,
-	       bulk ? o.size : (size_t)o.resp, bulk ? o.bytes : S->bytes,
+	       bulk ? o.size : (size_t)o.resp,
+	       bulk ? o.bytes : o.resp * (unsigned long long)o.conns,
 	       o.warmup, bulk ? 1 : o.conns, shim,
 	       o.mode == 'e' ? "TCP" : S->version,
 	       o.mode == 'e' ? "-" : S->suite, S->sendfile_used,
-	       (double)(R->t1_ns - R->t0_ns) / 1e9);
+	       o.segments, R->fast_wall_s, R->fast_bytes);
 	print_side("s", S);
 	print_side("r", R);
 	printf("\n");
