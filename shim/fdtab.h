@@ -1,8 +1,10 @@
 /*
  * Per-fd state of the sockets the shim watches, indexed by fd number so the
  * interposed read()/close()/sendfile() pay one bounds check and one load on
- * every other fd. Entries hold values, never pointers: a program racing
- * close() against I/O on the same fd cannot make us touch freed memory.
+ * every other fd. Entries hold values, so a program racing close() against
+ * I/O on the same fd cannot make us touch freed memory; the one exception is
+ * the SSL pointer kept for sendfile emulation, dropped by SSL_free(),
+ * close() and the next handshake on the fd.
  */
 #ifndef KTLS_SHIM_FDTAB_H
 #define KTLS_SHIM_FDTAB_H
