@@ -3,8 +3,9 @@
  * interposed read()/close()/sendfile() pay one bounds check and one load on
  * every other fd. Entries hold values, so a program racing close() against
  * I/O on the same fd cannot make us touch freed memory; the one exception is
- * the SSL pointer kept for sendfile emulation, dropped by SSL_free(),
- * close() and the next handshake on the fd.
+ * the SSL pointer kept for sendfile emulation, dropped when OpenSSL frees
+ * the SSL (an ex_data free callback), on close() and at the next handshake
+ * on the fd.
  */
 #ifndef KTLS_SHIM_FDTAB_H
 #define KTLS_SHIM_FDTAB_H
@@ -33,7 +34,7 @@ struct ktls_fd {
 	_Atomic uint8_t tx_reason, rx_reason;    /* enum ktls_reason */
 	_Atomic uint64_t tx_bytes, rx_bytes;
 	/* The SSL of a session left in userspace, for sendfile emulation;
-	 * cleared by SSL_free, close and the next handshake on the fd. */
+	 * cleared when the SSL is freed, on close and at the next handshake. */
 	_Atomic uintptr_t ssl;
 };
 

@@ -100,14 +100,6 @@ IO_HOOK(int, SSL_write, (SSL *s, const void *b, int n), (s, b, n))
 IO_HOOK(int, SSL_write_ex, (SSL *s, const void *b, size_t n, size_t *put),
 	(s, b, n, put))
 
-void SSL_free(SSL *s)
-{
-	int active = on(); /* binds ktls_ossl even for SSL_free(NULL) */
-	if (s && active)
-		ktls_sess_on_free(s);
-	ktls_ossl.SSL_free(s);
-}
-
 int SSL_key_update(SSL *s, int updatetype)
 {
 	if (on() && !ktls_sess_key_update_ok(s))

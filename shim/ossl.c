@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "session.h"
 
 struct ktls_ossl ktls_ossl;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -56,7 +57,6 @@ static void bind_all(void)
 	SSLSYM(SSL_write);
 	SSLSYM(SSL_write_ex);
 	SSLSYM(SSL_key_update);
-	SSLSYM(SSL_free);
 	SSLSYM(SSL_get_error);
 	SSLSYM(SSL_ctrl);
 	SSLSYM(SSL_CTX_new);
@@ -95,8 +95,11 @@ static void bind_all(void)
 			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
 		ktls_ossl.ctx_ex_cb = ktls_ossl.CRYPTO_get_ex_new_index(
 			CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, NULL);
+		ktls_ossl.ex_fd = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL,
+			ktls_sess_ex_free);
 		if (ktls_ossl.ex_note < 0 || ktls_ossl.ex_cb < 0 ||
-		    ktls_ossl.ctx_ex_cb < 0)
+		    ktls_ossl.ctx_ex_cb < 0 || ktls_ossl.ex_fd < 0)
 			ktls_ossl.ok = 0;
 	}
 	if (!ktls_ossl.ok)

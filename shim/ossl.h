@@ -22,7 +22,6 @@ struct ktls_ossl {
 	__typeof__(SSL_write) *SSL_write;
 	__typeof__(SSL_write_ex) *SSL_write_ex;
 	__typeof__(SSL_key_update) *SSL_key_update;
-	__typeof__(SSL_free) *SSL_free;
 	__typeof__(SSL_get_error) *SSL_get_error;
 	__typeof__(SSL_ctrl) *SSL_ctrl;
 	__typeof__(SSL_CTX_new) *SSL_CTX_new;
@@ -56,6 +55,9 @@ struct ktls_ossl {
 	int ex_note;    /* SSL ex_data: counted once (non-socket BIO) */
 	int ex_cb;      /* SSL ex_data: the program's own info callback */
 	int ctx_ex_cb;  /* SSL_CTX ex_data: likewise, per context */
+	int ex_fd;      /* SSL ex_data: fd+1 whose entry points at this SSL;
+			 * its free callback drops that pointer however
+			 * the SSL is freed (BIO_free of an SSL BIO too) */
 };
 
 extern struct ktls_ossl ktls_ossl;

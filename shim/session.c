@@ -250,8 +250,11 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e)
 	atomic_store(&e->cipher_type, d ? d->kernel_type : 0);
 	atomic_store(&e->tx_reason, (uint8_t)r[0]);
 	atomic_store(&e->rx_reason, (uint8_t)r[1]);
-	if (r[0] != KTLS_R_MOVED && !poison)
+	if (r[0] != KTLS_R_MOVED && !poison) {
+		ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_fd,
+					  (void *)(uintptr_t)(fd + 1));
 		atomic_store(&e->ssl, (uintptr_t)s);
+	}
 	atomic_fetch_or(&e->flags,
 			KTLS_FD_TLS | (r[0] == KTLS_R_MOVED ? KTLS_FD_TX : 0) |
 				(r[1] == KTLS_R_MOVED ? KTLS_FD_RX : 0) |
@@ -431,10 +434,14 @@ int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e, const struct msghdr *m)
 	return ktls_sess_send_refused(e);
 }
 
-void ktls_sess_on_free(SSL *s)
+void ktls_sess_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+		       long argl, void *argp)
 {
-	struct ktls_fd *e = ktls_fd_get(sock_fd(ktls_ossl.SSL_get_wbio(s)));
-	uintptr_t mine = (uintptr_t)s;
+	(void)ad, (void)idx, (void)argl, (void)argp;
+	if (!ptr)
+		return;
+	struct ktls_fd *e = ktls_fd_get((int)((uintptr_t)ptr - 1));
+	uintptr_t mine = (uintptr_t)parent;
 	if (e)
 		atomic_compare_exchange_strong(&e->ssl, &mine, 0);
 }

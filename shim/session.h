@@ -56,8 +56,9 @@ ssize_t ktls_sess_sendfile(struct ktls_fd *e, int out_fd, int in_fd,
 			   off_t *offset, size_t count,
 			   ssize_t (*real)(int, int, off_t *, size_t));
 
-/* SSL_free: the fd must stop pointing at this SSL. */
-void ktls_sess_on_free(SSL *s);
+/* ex_data free callback: the fd must stop pointing at a freed SSL. */
+void ktls_sess_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+		       long argl, void *argp);
 
 void ktls_sess_close(int fd, struct ktls_fd *e);
 

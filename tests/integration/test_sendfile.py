@@ -63,3 +63,4 @@ def test_sendfile_without_shim_would_leak_plaintext(certs, odd_file):
     cli.wait()
     assert srv.wait() != 0
     assert "wrong version number" in srv.err or "record" in srv.err, srv.err
+
