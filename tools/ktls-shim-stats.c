@@ -18,25 +18,13 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
-#include <bpf/libbpf.h>
 
 #include "ktls_stats.h"
-#include "ktls_stats.skel.h"
+#include "loader.h"
 
 #define ME "ktls-shim-stats"
 
 static int verbose;
-
-static int print_libbpf(enum libbpf_print_level lvl, const char *fmt,
-			va_list ap)
-{
-	if (lvl == LIBBPF_DEBUG && verbose < 2)
-		return 0;
-	if (!verbose)
-		return 0;
-	return vfprintf(stderr, fmt, ap);
-}
 
 static int fail(const char *fmt, ...)
 {
@@ -49,152 +37,31 @@ static int fail(const char *fmt, ...)
 	return 1;
 }
 
-/* Program -> the tls.ko function it attaches to. */
-static const struct {
-	const char *prog, *func;
-} targets[] = {
-	{ "sw_sendmsg", "tls_sw_sendmsg" },
-	{ "device_sendmsg", "tls_device_sendmsg" },
-	{ "sw_sendpage", "tls_sw_sendpage" },
-	{ "device_sendpage", "tls_device_sendpage" },
-	{ "sw_recvmsg_entry", "tls_sw_recvmsg" },
-	{ "sw_recvmsg", "tls_sw_recvmsg" },
-	{ "sw_splice_read", "tls_sw_splice_read" },
-};
-#define NTARGETS (sizeof(targets) / sizeof(targets[0]))
-
-static int exists(const char *p)
+static int cmd_unload(void)
 {
-	struct stat st;
-	return stat(p, &st) == 0;
-}
-
-static int cmd_unload(int quiet)
-{
-	char path[256];
-	int removed = 0;
-	const char *maps[] = { "sockets", "owners", "rx_inflight" };
-	for (size_t i = 0; i < NTARGETS; i++) {
-		snprintf(path, sizeof(path), KTLS_BPF_PIN_DIR "/link_%s",
-			 targets[i].prog);
-		removed += unlink(path) == 0;
-	}
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(path, sizeof(path), KTLS_BPF_PIN_DIR "/%s", maps[i]);
-		removed += unlink(path) == 0;
-	}
-	if (rmdir(KTLS_BPF_PIN_DIR) != 0 && errno != ENOENT)
-		return fail("cannot remove %s: %s", KTLS_BPF_PIN_DIR,
-			    strerror(errno));
-	if (!quiet)
-		printf("%s\n", removed ? "unloaded" : "not loaded");
+	char why[256];
+	int removed = ktls_bpf_unload(why, sizeof(why));
+	if (removed < 0)
+		return fail("%s", why);
+	printf("%s\n", removed ? "unloaded" : "not loaded");
 	return 0;
 }
 
 static int cmd_load(void)
 {
-	if (exists(KTLS_BPF_SOCKETS_PIN)) {
+	char why[256];
+	int attached;
+	switch (ktls_bpf_load(verbose, &attached, why, sizeof(why))) {
+	case KTLS_BPF_LOAD_OK:
+		printf("loaded: %d programs attached, pinned under %s\n",
+		       attached, KTLS_BPF_PIN_DIR);
+		return 0;
+	case KTLS_BPF_LOAD_ALREADY:
 		printf("already loaded (%s)\n", KTLS_BPF_PIN_DIR);
 		return 0;
+	default:
+		return fail("%s", why);
 	}
-	if (!exists("/sys/fs/bpf"))
-		return fail("cannot load: no bpffs at /sys/fs/bpf "
-			    "(mount -t bpf bpf /sys/fs/bpf)");
-	struct btf *vmlinux = btf__load_vmlinux_btf();
-	if (!vmlinux)
-		return fail("cannot load: the kernel has no BTF "
-			    "(/sys/kernel/btf/vmlinux missing)");
-	struct btf *tls = btf__load_module_btf("tls", vmlinux);
-	if (!tls) {
-		btf__free(vmlinux);
-		return fail("cannot attach: the kernel has no 'tls' module "
-			    "BTF (/sys/kernel/btf/tls missing: kernel without "
-			    "CONFIG_TLS, or tls.ko not loaded: modprobe tls)");
-	}
-
-	struct ktls_stats *skel = ktls_stats__open();
-	if (!skel) {
-		btf__free(tls);
-		btf__free(vmlinux);
-		return fail("cannot open the eBPF object: %s", strerror(errno));
-	}
-	int want = 0;
-	for (size_t i = 0; i < NTARGETS; i++) {
-		struct bpf_program *p = bpf_object__find_program_by_name(
-			skel->obj, targets[i].prog);
-		int has = btf__find_by_name_kind(tls, targets[i].func,
-						 BTF_KIND_FUNC) > 0;
-		if (p)
-			bpf_program__set_autoload(p, has);
-		want += has;
-		if (verbose)
-			fprintf(stderr, ME ": %s: %s\n", targets[i].func,
-				has ? "attach" : "absent, skipped");
-	}
-	btf__free(tls);
-	btf__free(vmlinux);
-	if (!want) {
-		ktls_stats__destroy(skel);
-		return fail("cannot attach: tls.ko has none of the functions "
-			    "this program knows");
-	}
-	int err = ktls_stats__load(skel);
-	if (err) {
-		ktls_stats__destroy(skel);
-		return fail("cannot load the eBPF programs: %s (run with -v "
-			    "for the verifier log)",
-			    strerror(-err));
-	}
-	err = ktls_stats__attach(skel);
-	if (err) {
-		ktls_stats__destroy(skel);
-		return fail("cannot attach: %s", strerror(-err));
-	}
-	if (mkdir(KTLS_BPF_PIN_DIR, 0700) && errno != EEXIST) {
-		ktls_stats__destroy(skel);
-		return fail("cannot create %s: %s", KTLS_BPF_PIN_DIR,
-			    strerror(errno));
-	}
-	struct {
-		struct bpf_map *m;
-		const char *name;
-	} maps[] = { { skel->maps.sockets, "sockets" },
-		     { skel->maps.owners, "owners" },
-		     { skel->maps.rx_inflight, "rx_inflight" } };
-	char path[256];
-	int attached = 0;
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(path, sizeof(path), KTLS_BPF_PIN_DIR "/%s",
-			 maps[i].name);
-		if ((err = bpf_map__pin(maps[i].m, path)))
-			goto pin_failed;
-	}
-	for (size_t i = 0; i < NTARGETS; i++) {
-		struct bpf_program *p = bpf_object__find_program_by_name(
-			skel->obj, targets[i].prog);
-		struct bpf_link *l = NULL;
-		/* The skeleton keeps the links in its own array, in
-		 * program order. */
-		for (int j = 0; j < skel->skeleton->prog_cnt; j++)
-			if (*skel->skeleton->progs[j].prog == p)
-				l = *skel->skeleton->progs[j].link;
-		if (!p || !l)
-			continue;
-		snprintf(path, sizeof(path), KTLS_BPF_PIN_DIR "/link_%s",
-			 targets[i].prog);
-		if ((err = bpf_link__pin(l, path)))
-			goto pin_failed;
-		attached++;
-	}
-	printf("loaded: %d programs attached, pinned under %s\n", attached,
-	       KTLS_BPF_PIN_DIR);
-	ktls_stats__destroy(skel); /* the pins keep everything alive */
-	return 0;
-pin_failed:
-	fail("cannot pin %s: %s", path, strerror(-err));
-	ktls_stats__destroy(skel);
-	cmd_unload(1);
-	return 1;
 }
 
 static const char *mode(unsigned m)
@@ -242,6 +109,98 @@ static void json_str(const char *s, size_t n)
 	putchar('"');
 }
 
+/* The ktls_totals fields, in output order. */
+#define TOTALS_FIELDS(X)                                                       \
+	X(sockets) X(tx_bytes) X(tx_calls) X(tx_sw_bytes) X(tx_device_bytes)   \
+	X(tx_ctrl_bytes) X(tx_errors) X(rx_bytes) X(rx_calls)                 \
+	X(rx_ctrl_bytes) X(rx_errors)
+
+static void totals_add(struct ktls_totals *t, const struct ktls_totals *u)
+{
+#define X(f) t->f += u->f;
+	TOTALS_FIELDS(X)
+#undef X
+}
+
+static void totals_of_row(struct ktls_totals *t, const struct ktls_sock_stats *s)
+{
+	struct ktls_totals u = { 1, s->tx_bytes, s->tx_calls, s->tx_sw_bytes,
+				 s->tx_device_bytes, s->tx_ctrl_bytes,
+				 s->tx_errors, s->rx_bytes, s->rx_calls,
+				 s->rx_ctrl_bytes, s->rx_errors };
+	totals_add(t, &u);
+}
+
+static void totals_json(const struct ktls_totals *t)
+{
+	const char *sep = "{";
+#define X(f)                                                                   \
+	printf("%s\"" #f "\":%llu", sep, (unsigned long long)t->f);           \
+	sep = ",";
+	TOTALS_FIELDS(X)
+#undef X
+	printf("}");
+}
+
+static void totals_line(const char *label, const struct ktls_totals *t)
+{
+	printf("%-20s %7llu %14llu %9llu %14llu %9llu\n", label,
+	       (unsigned long long)t->sockets, (unsigned long long)t->tx_bytes,
+	       (unsigned long long)t->tx_calls, (unsigned long long)t->rx_bytes,
+	       (unsigned long long)t->rx_calls);
+}
+
+static void show_row(int json, int n, __u64 key,
+		     const struct ktls_sock_stats *s, const struct ktls_owner *o,
+		     int owned)
+{
+	const char *txp = s->tx_device ? "device" : s->tx_sw ? "sw" : "-";
+	const char *rxp = s->rx_sw ? "sw" : "-";
+	if (json) {
+		printf("%s\n {\"cookie\":%llu,\"pid\":%u,\"comm\":",
+		       n ? "," : "", (unsigned long long)key,
+		       owned ? o->pid : s->pid);
+		json_str(owned ? o->comm : s->comm, KTLS_BPF_COMM_LEN);
+		printf(",\"tx_path\":\"%s\",\"rx_path\":\"%s\",\"closed\":%s",
+		       txp, rxp, s->closed ? "true" : "false");
+#define F(x) printf(",\"" #x "\":%llu", (unsigned long long)s->x)
+		F(tx_bytes); F(tx_calls); F(tx_sw_bytes);
+		F(tx_device_bytes); F(tx_sendpage_bytes);
+		F(tx_ctrl_bytes); F(tx_errors); F(rx_bytes);
+		F(rx_calls); F(rx_splice_bytes); F(rx_ctrl_bytes);
+		F(rx_errors);
+#undef F
+		if (owned)
+			printf(",\"owner\":{\"pid\":%u,\"fd\":%d,"
+			       "\"version\":\"%s\",\"cipher\":\"%s\","
+			       "\"tx_mode\":\"%s\",\"rx_mode\":\"%s\","
+			       "\"closed\":%s}",
+			       o->pid, o->fd, version(o->version),
+			       cipher(o->cipher_type), mode(o->tx_mode),
+			       mode(o->rx_mode), o->closed ? "true" : "false");
+		else
+			printf(",\"owner\":null");
+		printf("}");
+		return;
+	}
+	char comm[KTLS_BPF_COMM_LEN + 1] = { 0 };
+	memcpy(comm, owned ? o->comm : s->comm, KTLS_BPF_COMM_LEN);
+	char fd[16] = "-";
+	if (owned)
+		snprintf(fd, sizeof(fd), "%d%s", o->fd,
+			 o->closed || s->closed ? "x" : "");
+	/* tx/rx: the owner's mode (sock_diag) where the shim registered
+	 * the socket, else the path the programs saw. */
+	printf("%-20llu %7u %-15s %5s %-6s %-17s %-8s %-8s %14llu %9llu %14llu "
+	       "%9llu\n",
+	       (unsigned long long)key, owned ? o->pid : s->pid, comm, fd,
+	       version(o->version), cipher(o->cipher_type),
+	       owned && o->tx_mode ? mode(o->tx_mode) : txp,
+	       owned && o->rx_mode ? mode(o->rx_mode) : rxp,
+	       (unsigned long long)s->tx_bytes, (unsigned long long)s->tx_calls,
+	       (unsigned long long)s->rx_bytes, (unsigned long long)s->rx_calls);
+}
+
 static int cmd_show(int json)
 {
 	int sfd = bpf_obj_get(KTLS_BPF_SOCKETS_PIN);
@@ -249,10 +208,13 @@ static int cmd_show(int json)
 		return fail("not loaded (%s: %s); run " ME " load",
 			    KTLS_BPF_SOCKETS_PIN, strerror(errno));
 	int ofd = bpf_obj_get(KTLS_BPF_OWNERS_PIN);
+	int tfd = bpf_obj_get(KTLS_BPF_TOTALS_PIN);
+	int pfd = bpf_obj_get(KTLS_BPF_PID_TOTALS_PIN);
+	struct ktls_totals live = { 0 }, closed = { 0 }, all;
 	__u64 key, next, *prev = NULL;
 	int n = 0;
 	if (json)
-		printf("[");
+		printf("{\"sockets\":[");
 	else
 		printf("%-20s %7s %-15s %5s %-6s %-17s %-8s %-8s %14s %9s %14s "
 		       "%9s\n",
@@ -263,66 +225,62 @@ static int cmd_show(int json)
 		prev = &key;
 		struct ktls_sock_stats s;
 		struct ktls_owner o;
-		int owned;
 		if (bpf_map_lookup_elem(sfd, &key, &s))
 			continue;
-		owned = ofd >= 0 && bpf_map_lookup_elem(ofd, &key, &o) == 0;
+		int owned = ofd >= 0 && bpf_map_lookup_elem(ofd, &key, &o) == 0;
 		if (!owned)
 			memset(&o, 0, sizeof(o));
-		const char *txp = s.tx_device ? "device" : s.tx_sw ? "sw" : "-";
-		const char *rxp = s.rx_sw ? "sw" : "-";
+		show_row(json, n++, key, &s, &o, owned);
+		if (!s.closed) /* closed rows are in the totals map already */
+			totals_of_row(&live, &s);
+	}
+	__u32 zero = 0;
+	if (tfd >= 0)
+		bpf_map_lookup_elem(tfd, &zero, &closed);
+	all = live;
+	totals_add(&all, &closed);
+	if (json) {
+		printf("%s],\n \"totals\":{\"live\":", n ? "\n" : "");
+		totals_json(&live);
+		printf(",\"closed\":");
+		totals_json(&closed);
+		printf(",\"all\":");
+		totals_json(&all);
+		printf("},\n \"closed_by_pid\":[");
+	} else {
+		if (!n)
+			printf("(no kTLS sockets seen yet)\n");
+		printf("\n%-20s %7s %14s %9s %14s %9s\n", "totals", "sockets",
+		       "tx_bytes", "tx_calls", "rx_bytes", "rx_calls");
+		totals_line("live", &live);
+		totals_line("closed", &closed);
+		totals_line("all", &all);
+	}
+	__u32 pk, pnext, *pprev = NULL;
+	int np = 0;
+	while (pfd >= 0 && bpf_map_get_next_key(pfd, pprev, &pnext) == 0) {
+		pk = pnext;
+		pprev = &pk;
+		struct ktls_totals t;
+		if (bpf_map_lookup_elem(pfd, &pk, &t))
+			continue;
 		if (json) {
-			printf("%s\n {\"cookie\":%llu,\"pid\":%u,\"comm\":",
-			       n ? "," : "", (unsigned long long)key,
-			       owned ? o.pid : s.pid);
-			json_str(owned ? o.comm : s.comm, KTLS_BPF_COMM_LEN);
-			printf(",\"tx_path\":\"%s\",\"rx_path\":\"%s\"", txp,
-			       rxp);
-#define F(x) printf(",\"" #x "\":%llu", (unsigned long long)s.x)
-			F(tx_bytes); F(tx_calls); F(tx_sw_bytes);
-			F(tx_device_bytes); F(tx_sendpage_bytes);
-			F(tx_ctrl_bytes); F(tx_errors); F(rx_bytes);
-			F(rx_calls); F(rx_splice_bytes); F(rx_ctrl_bytes);
-			F(rx_errors);
-#undef F
-			if (owned)
-				printf(",\"owner\":{\"pid\":%u,\"fd\":%d,"
-				       "\"version\":\"%s\",\"cipher\":\"%s\","
-				       "\"tx_mode\":\"%s\",\"rx_mode\":\"%s\","
-				       "\"closed\":%s}",
-				       o.pid, o.fd, version(o.version),
-				       cipher(o.cipher_type), mode(o.tx_mode),
-				       mode(o.rx_mode),
-				       o.closed ? "true" : "false");
-			else
-				printf(",\"owner\":null");
+			printf("%s\n  {\"pid\":%u,\"totals\":", np ? "," : "",
+			       pk);
+			totals_json(&t);
 			printf("}");
 		} else {
-			char comm[KTLS_BPF_COMM_LEN + 1] = { 0 };
-			memcpy(comm, owned ? o.comm : s.comm,
-			       KTLS_BPF_COMM_LEN);
-			char fd[16] = "-";
-			if (owned)
-				snprintf(fd, sizeof(fd), "%d%s", o.fd,
-					 o.closed ? "x" : "");
-			printf("%-20llu %7u %-15s %5s %-6s %-17s %-8s %-8s "
-			       "%14llu %9llu %14llu %9llu\n",
-			       (unsigned long long)key, owned ? o.pid : s.pid,
-			       comm, fd, version(o.version),
-			       cipher(o.cipher_type), txp, rxp,
-			       (unsigned long long)s.tx_bytes,
-			       (unsigned long long)s.tx_calls,
-			       (unsigned long long)s.rx_bytes,
-			       (unsigned long long)s.rx_calls);
+			char label[32];
+			snprintf(label, sizeof(label), "closed, pid %u", pk);
+			totals_line(label, &t);
 		}
-		n++;
+		np++;
 	}
 	if (json)
-		printf("%s]\n", n ? "\n" : "");
-	else if (!n)
-		printf("(no kTLS sockets seen yet)\n");
-	if (ofd >= 0)
-		close(ofd);
+		printf("%s]}\n", np ? "\n " : "");
+	for (int *fd = (int[]){ ofd, tfd, pfd, -2 }; *fd != -2; fd++)
+		if (*fd >= 0)
+			close(*fd);
 	close(sfd);
 	return 0;
 }
@@ -340,14 +298,13 @@ int main(int argc, char **argv)
 		verbose++;
 		i++;
 	}
-	libbpf_set_print(print_libbpf);
 	if (i >= argc)
 		return usage(stderr, 2);
 	const char *cmd = argv[i++];
 	if (!strcmp(cmd, "load") && i == argc)
 		return cmd_load();
 	if (!strcmp(cmd, "unload") && i == argc)
-		return cmd_unload(0);
+		return cmd_unload();
 	if (!strcmp(cmd, "show")) {
 		int json = i < argc && !strcmp(argv[i], "--json");
 		if (i + json != argc)

@@ -35,6 +35,20 @@ struct {
 	__type(value, struct ktls_owner);
 } owners SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32); /* 0 */
+	__type(value, struct ktls_totals);
+} totals SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KTLS_BPF_MAX_PIDS);
+	__type(key, __u32); /* pid of the socket's row */
+	__type(value, struct ktls_totals);
+} pid_totals SEC(".maps");
+
 /* recvmsg in flight, per thread: where the record-type cmsg would go. */
 struct rx_pending {
 	__u64 control;
@@ -199,5 +213,48 @@ int BPF_PROG(sw_splice_read, struct socket *sock)
 	struct sock *sk = sock->sk;
 	if (sk)
 		rx(sk, fret(ctx), 1, 0);
+	return 0;
+}
+
+static __always_inline void add(struct ktls_totals *t,
+				const struct ktls_sock_stats *s)
+{
+	__sync_fetch_and_add(&t->sockets, 1);
+	__sync_fetch_and_add(&t->tx_bytes, s->tx_bytes);
+	__sync_fetch_and_add(&t->tx_calls, s->tx_calls);
+	__sync_fetch_and_add(&t->tx_sw_bytes, s->tx_sw_bytes);
+	__sync_fetch_and_add(&t->tx_device_bytes, s->tx_device_bytes);
+	__sync_fetch_and_add(&t->tx_ctrl_bytes, s->tx_ctrl_bytes);
+	__sync_fetch_and_add(&t->tx_errors, s->tx_errors);
+	__sync_fetch_and_add(&t->rx_bytes, s->rx_bytes);
+	__sync_fetch_and_add(&t->rx_calls, s->rx_calls);
+	__sync_fetch_and_add(&t->rx_ctrl_bytes, s->rx_ctrl_bytes);
+	__sync_fetch_and_add(&t->rx_errors, s->rx_errors);
+}
+
+/* The last call on a kTLS socket: roll its row into the totals, so that
+ * what it carried survives the LRU evicting the row. fentry: the data path
+ * is over by now (close runs after the last sendmsg/recvmsg returned). */
+SEC("fentry/tls_sk_proto_close")
+int BPF_PROG(sk_proto_close, struct sock *sk)
+{
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct ktls_sock_stats *s = bpf_map_lookup_elem(&sockets, &cookie);
+	/* close runs once per socket: a plain flag is enough. */
+	if (!s || s->closed)
+		return 0;
+	s->closed = 1;
+	__u32 zero = 0, pid = s->pid;
+	struct ktls_totals *t = bpf_map_lookup_elem(&totals, &zero);
+	if (t)
+		add(t, s);
+	t = bpf_map_lookup_elem(&pid_totals, &pid);
+	if (!t) {
+		struct ktls_totals init = {};
+		bpf_map_update_elem(&pid_totals, &pid, &init, BPF_NOEXIST);
+		t = bpf_map_lookup_elem(&pid_totals, &pid);
+	}
+	if (t)
+		add(t, s);
 	return 0;
 }

@@ -14,7 +14,10 @@
 #define KTLS_BPF_PIN_DIR "/sys/fs/bpf/ktls-shim"
 #define KTLS_BPF_SOCKETS_PIN KTLS_BPF_PIN_DIR "/sockets"
 #define KTLS_BPF_OWNERS_PIN KTLS_BPF_PIN_DIR "/owners"
+#define KTLS_BPF_TOTALS_PIN KTLS_BPF_PIN_DIR "/totals"
+#define KTLS_BPF_PID_TOTALS_PIN KTLS_BPF_PIN_DIR "/pid_totals"
 #define KTLS_BPF_MAX_SOCKETS 16384
+#define KTLS_BPF_MAX_PIDS 4096
 #define KTLS_BPF_COMM_LEN 16
 
 /* sockets: socket cookie -> what the kernel's TLS layer carried.
@@ -40,6 +43,18 @@ struct ktls_sock_stats {
 	__u32 pid;             /* process of the first call seen */
 	__u8 tx_sw, tx_device, rx_sw, rx_device; /* 1: seen on that path */
 	char comm[KTLS_BPF_COMM_LEN];
+	__u8 closed;           /* 1: tls_sk_proto_close ran; in totals */
+};
+
+/* totals (one row, key 0) and pid_totals (key: the row's pid): what closed
+ * sockets carried, rolled in by the fentry on tls_sk_proto_close so that
+ * LRU eviction of their rows loses nothing. Live sockets are not in them:
+ * live + closed = the rows with closed == 0 plus these. */
+struct ktls_totals {
+	__u64 sockets;         /* closed sockets rolled in */
+	__u64 tx_bytes, tx_calls, tx_sw_bytes, tx_device_bytes, tx_ctrl_bytes,
+		tx_errors;
+	__u64 rx_bytes, rx_calls, rx_ctrl_bytes, rx_errors;
 };
 
 /* owners: socket cookie -> who moved it (written by the shim, raw bpf(2)). */

@@ -17,6 +17,7 @@
 
 #include "register.h"
 #include "ktls_stats.h"
+#include "ulp_diag.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
@@ -113,8 +114,12 @@ int ktls_bpf_register(int fd, unsigned version, unsigned cipher_type,
 	o.fd = fd;
 	o.version = (uint16_t)version;
 	o.cipher_type = (uint16_t)cipher_type;
-	o.tx_mode = (uint8_t)tx_kernel;
-	o.rx_mode = (uint8_t)rx_kernel;
+	/* Software or NIC, from the kernel (sock_diag); "kernel" when it
+	 * will not say (older kernels answer only CAP_NET_ADMIN). */
+	struct ktls_ulp_info ui;
+	int qe = ktls_ulp_query(fd, cookie, &ui);
+	ktls_ulp_modes(qe ? NULL : &ui, tx_kernel, rx_kernel, &o.tx_mode,
+		       &o.rx_mode);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	o.registered_ns = (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 	/* The calling thread's name (the program's, unless it renamed threads). */

@@ -11,8 +11,10 @@
 /* Both return 0 when written, or a positive errno that the caller may log
  * once at debug level (ENOENT: stats not loaded; EPERM/EACCES: not
  * privileged; EAGAIN: not retried yet, the last try failed < 1 s ago).
- * tx_kernel/rx_kernel: 0 userspace, 1 kernel (or KTLS_MODE_SW/DEVICE when
- * known). Async-signal-unsafe only in the sense that close() is. */
+ * tx_kernel/rx_kernel: 0 userspace, 1 kernel (the shim's view); the row
+ * records KTLS_MODE_SW/DEVICE as sock_diag reports them (ulp_diag.h), or
+ * KTLS_MODE_KERNEL when the kernel will not say.
+ * Async-signal-unsafe only in the sense that close() is. */
 int ktls_bpf_register(int fd, unsigned version, unsigned cipher_type,
 		      int tx_kernel, int rx_kernel);
 int ktls_bpf_unregister(int fd); /* marks the row closed */

@@ -11,6 +11,7 @@ a clear one-line reason, and a shimmed transfer must be unaffected.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -46,7 +47,11 @@ SOCK_FIELDS = {"tx_bytes", "tx_calls", "tx_sw_bytes", "tx_device_bytes",
                "tx_sendpage_bytes", "tx_ctrl_bytes", "tx_errors", "rx_bytes",
                "rx_calls", "rx_splice_bytes", "rx_ctrl_bytes", "rx_errors",
                "first_ns", "last_ns", "pid", "tx_sw", "tx_device", "rx_sw",
-               "rx_device", "comm"}
+               "rx_device", "comm", "closed"}
+TOTALS_FIELDS = {"sockets", "tx_bytes", "tx_calls", "tx_sw_bytes",
+                 "tx_device_bytes", "tx_ctrl_bytes", "tx_errors", "rx_bytes",
+                 "rx_calls", "rx_ctrl_bytes", "rx_errors"}
+KTLS_MODE_SW = 2  # ktls_stats.h: from sock_diag TLS_INFO_TXCONF/RXCONF
 OWNER_FIELDS = {"pid", "fd", "version", "cipher_type", "tx_mode", "rx_mode",
                 "closed", "registered_ns", "closed_ns", "comm"}
 
@@ -62,7 +67,7 @@ def stats(*args, check=None):
 
 def dump(name):
     """Rows of a pinned map as bpftool prints them with BTF: key and value
-    by field name."""
+    by field name (totals, an array: key 0)."""
     r = subprocess.run([BPFTOOL, "-j", "map", "dump", "pinned",
                         f"{PIN}/{name}"], capture_output=True, text=True,
                        check=True)
@@ -81,7 +86,7 @@ def comm(v):
                  for x in v).split(b"\0")[0].decode()
 
 
-def transfer(certs, shim_config, send, peer_send, extra=()):
+def transfer(certs, shim_config, send, peer_send, extra=(), env=None):
     """A plain tls_xfer server; the shimmed tls_xfer client sends `send`
     bytes and receives `peer_send`. Returns (client Proc, its conn line)."""
     srv = Proc([XFER, "--role", "server", "--port", "0", "--tls", "1.2",
@@ -91,7 +96,7 @@ def transfer(certs, shim_config, send, peer_send, extra=()):
     port = srv.read_port()
     cli = Proc([XFER, "--role", "client", "--port", str(port), "--tls",
                 "1.2", "--cipher", CIPHER, "--send", str(send), *extra],
-               shim_env(shim_config))
+               env or shim_env(shim_config))
     assert cli.wait() == 0, cli.err
     assert srv.wait() == 0, srv.err
     (c,), (s,) = parse_conns(cli.out), parse_conns(srv.out)
@@ -166,14 +171,24 @@ else:
         assert OWNER_FIELDS <= set(o), sorted(o)
         assert o["pid"] == cli.p.pid and comm(o["comm"]) == "tls_xfer"
         assert (o["version"], o["cipher_type"]) == (TLS12, AES_GCM_128)
-        assert (o["tx_mode"], o["rx_mode"]) == (1, 1)
+        # Software crypto both ways, as the kernel's sock_diag reply says
+        # (TLS_INFO_TXCONF/RXCONF = TLS_CONF_SW), not just "in the kernel".
+        assert (o["tx_mode"], o["rx_mode"]) == (KTLS_MODE_SW, KTLS_MODE_SW)
+        # The client exited: its close rolled the row into the totals.
+        assert v["closed"] == 1, v
         # The human view and --json agree with the map.
         j = json.loads(stats("show", "--json", check=0).stdout)
-        (mine,) = [x for x in j if x["cookie"] == cookie]
+        (mine,) = [x for x in j["sockets"] if x["cookie"] == cookie]
         assert mine["tx_bytes"] == send and mine["rx_bytes"] == peer
         assert mine["owner"]["version"] == "TLS1.2"
+        assert (mine["owner"]["tx_mode"], mine["owner"]["rx_mode"]) == (
+            "sw", "sw")
+        assert mine["closed"] is True
         table = stats("show", check=0).stdout
-        assert str(cookie) in table and "AES-128-GCM" in table
+        (line,) = [l for l in table.splitlines()
+                   if l.startswith(str(cookie) + " ")]
+        assert line.split()[3:8] == ["3x", "TLS1.2", "AES-128-GCM", "sw",
+                                     "sw"], line
         # Stats on: the shim says nothing about them.
         assert "ebpf stats off" not in cli.err
 
@@ -220,3 +235,187 @@ else:
         # One debug line at most, and nothing at info or above.
         lines = [l for l in cli.err.splitlines() if "ebpf" in l]
         assert len(lines) <= 1 and all(" debug: " in l for l in lines), lines
+
+    def closed_totals():
+        j = json.loads(stats("show", "--json", check=0).stdout)
+        assert TOTALS_FIELDS <= set(j["totals"]["closed"]), j["totals"]
+        return j
+
+    def test_totals_survive_closed_sockets(loaded, certs, shim_config):
+        """N shimmed transfers, all closed: the totals equal what they
+        carried, per process and globally, even once the per-socket rows
+        are gone (deleted here as the LRU would evict them)."""
+        sizes = [(100000 + i * 4099, 50000 + i * 3001) for i in range(3)]
+        base = closed_totals()["totals"]["closed"]
+        pids = []
+        for send, peer in sizes:
+            cli, c = transfer(certs, shim_config, send, peer)
+            assert (int(c["sent"]), int(c["recv"])) == (send, peer)
+            pids.append(cli.p.pid)
+        j = closed_totals()
+        t = j["totals"]
+        d = {k: t["closed"][k] - base[k] for k in TOTALS_FIELDS}
+        assert d["sockets"] == len(sizes), (base, t)
+        assert d["tx_bytes"] == sum(a for a, _ in sizes), (base, t)
+        assert d["rx_bytes"] == sum(b for _, b in sizes), (base, t)
+        assert d["tx_sw_bytes"] == d["tx_bytes"] and d["tx_device_bytes"] == 0
+        assert d["tx_ctrl_bytes"] == d["rx_ctrl_bytes"] == len(sizes) * CTRL
+        # Errors too (rx: EAGAIN on 7.x, where the client reads ahead).
+        rows = [v for v in dump("sockets").values() if v["pid"] in pids]
+        assert len(rows) == len(sizes), rows
+        assert d["tx_errors"] == 0
+        assert d["rx_errors"] == sum(v["rx_errors"] for v in rows), rows
+        for k in TOTALS_FIELDS:
+            assert t["all"][k] == t["live"][k] + t["closed"][k], (k, t)
+        by_pid = {x["pid"]: x["totals"] for x in j["closed_by_pid"]}
+        for pid, (send, peer) in zip(pids, sizes):
+            assert by_pid[pid]["sockets"] == 1, by_pid
+            assert (by_pid[pid]["tx_bytes"], by_pid[pid]["rx_bytes"]) == (
+                send, peer), by_pid
+        # bpftool sees the same maps with field names.
+        assert TOTALS_FIELDS <= set(dump("totals")[0])
+        assert dump("pid_totals")[pids[0]]["tx_bytes"] == sizes[0][0]
+        # Evict the rows: the totals do not move.
+        for cookie, v in dump("sockets").items():
+            if v["pid"] in pids:
+                assert v["closed"] == 1, v
+                subprocess.run([BPFTOOL, "map", "delete", "pinned",
+                                f"{PIN}/sockets", "key", *(
+                                    str(b) for b in
+                                    cookie.to_bytes(8, "little"))],
+                               check=True)
+        assert not [v for v in dump("sockets").values() if v["pid"] in pids]
+        assert closed_totals()["totals"]["closed"] == t["closed"]
+        table = stats("show", check=0).stdout
+        assert f"closed, pid {pids[0]}" in table, table
+
+    def ebpf_lines(err):
+        """The shim's lines about eBPF; none may be above debug level, and
+        nothing else may be above it either (no warn/error at all)."""
+        for line in err.splitlines():
+            assert not re.match(r"ktls-shim\[\d+\] (warn|error):", line), line
+        lines = [l for l in err.splitlines() if "ebpf" in l]
+        assert all(" debug: " in l for l in lines), lines
+        return lines
+
+    @pytest.fixture
+    def unloaded():
+        stats("unload", check=0)
+        yield
+        stats("unload", check=0)
+
+    def test_autoload_by_privileged_process(unloaded, certs, shim_config):
+        """A root shimmed process, ebpf_load = auto, pins absent: it loads
+        the programs itself (libktls-shim-bpf.so) and its socket is counted;
+        the next process reuses the pins."""
+        assert not os.path.exists(PIN)
+        env = shim_env(shim_config, KTLS_SHIM_EBPF_LOAD="auto")
+        send, peer = 123457, 65432
+        cli, c = transfer(certs, shim_config, send, peer, env=env)
+        assert c["kernel_tx"] == c["kernel_rx"] == "1"
+        assert ebpf_lines(cli.err) == [
+            l for l in cli.err.splitlines()
+            if "ebpf stats loaded by this process" in l], cli.err
+        assert len(ebpf_lines(cli.err)) == 1, cli.err
+        assert os.path.exists(f"{PIN}/sockets")
+        # The first record through the kernel (Finished) passed before the
+        # load; everything the application sent and received is counted.
+        cookie, v = row_of(cli.p.pid)
+        assert (v["tx_bytes"], v["rx_bytes"]) == (send, peer), v
+        o = dump("owners")[cookie]
+        assert (o["tx_mode"], o["rx_mode"]) == (KTLS_MODE_SW, KTLS_MODE_SW)
+        # A second process: already loaded, says nothing, is counted.
+        cli2, _ = transfer(certs, shim_config, 1000, 2000, env=env)
+        assert ebpf_lines(cli2.err) == [], cli2.err
+        _, v = row_of(cli2.p.pid)
+        assert (v["tx_bytes"], v["rx_bytes"]) == (1000, 2000), v
+        assert stats("load", check=0).stdout.startswith("already loaded")
+
+    def test_autoload_two_processes_load_once(unloaded, certs, shim_config):
+        """Two root processes moving sockets at the same time: the bpffs
+        lock lets one load; both are counted."""
+        env = shim_env(shim_config, KTLS_SHIM_EBPF_LOAD="auto")
+        srvs = [Proc([XFER, "--role", "server", "--port", "0", "--tls",
+                      "1.2", "--cipher", CIPHER, "--cert", certs["ec"][0],
+                      "--key", certs["ec"][1], "--send", "3000"],
+                     plain_env()) for _ in range(2)]
+        ports = [s.read_port() for s in srvs]
+        clis = [Proc([XFER, "--role", "client", "--port", str(p), "--tls",
+                      "1.2", "--cipher", CIPHER, "--send", "4000"], env)
+                for p in ports]
+        for p in clis + srvs:
+            assert p.wait() == 0, p.err
+        loaders = [c for c in clis
+                   if any("loaded by this process" in l
+                          for l in ebpf_lines(c.err))]
+        assert len(loaders) == 1, [c.err for c in clis]
+        for c in clis:
+            _, v = row_of(c.p.pid)
+            assert v["tx_bytes"] == 4000, v
+
+    def test_autoload_never_by_default(unloaded, certs, shim_config):
+        cli, c = transfer(certs, shim_config, 1000, 1000)
+        assert c["kernel_tx"] == "1"
+        (line,) = ebpf_lines(cli.err)
+        assert "ebpf_load = never" in line, line
+        assert not os.path.exists(PIN)
+
+    def test_autoload_unprivileged_falls_back_silently(unloaded, certs,
+                                                       workdir):
+        """The same transfer as nobody: no load, no pins, nothing above
+        debug level on the program's stderr, nothing on its stdout but its
+        own report, bytes intact (kTLS needs no privilege)."""
+        conf = "/tmp/ktls-ebpf-nobody.conf"
+        with open(conf, "w") as f:
+            f.write("ebpf_load = auto\n")
+        os.chmod(conf, 0o644)
+        env = shim_env(conf)
+        env["KTLS_SHIM_LOG_LEVEL"] = "debug"
+        srv = Proc([XFER, "--role", "server", "--port", "0", "--tls", "1.2",
+                    "--cipher", CIPHER, "--cert", certs["ec"][0],
+                    "--key", certs["ec"][1], "--send", "7777"], plain_env())
+        port = srv.read_port()
+        cli = Proc(["setpriv", "--reuid", "65534", "--regid", "65534",
+                    "--clear-groups", XFER, "--role", "client", "--port",
+                    str(port), "--tls", "1.2", "--cipher", CIPHER,
+                    "--send", "8888"], env)
+        assert cli.wait() == 0, cli.err
+        assert srv.wait() == 0, srv.err
+        (c,), (s,) = parse_conns(cli.out), parse_conns(srv.out)
+        assert c["sent_sha256"] == s["recv_sha256"]
+        assert c["kernel_tx"] == c["kernel_rx"] == "1"
+        assert "ebpf" not in cli.out
+        (line,) = ebpf_lines(cli.err)
+        assert "not privileged" in line, line
+        assert not os.path.exists(PIN)
+
+    @pytest.fixture
+    def no_btf(tmp_path):
+        """/sys/kernel/btf/vmlinux hidden under an empty file, as on a
+        kernel built without CONFIG_DEBUG_INFO_BTF."""
+        empty = tmp_path / "empty-btf"
+        empty.write_bytes(b"")
+        btf = "/sys/kernel/btf/vmlinux"
+        subprocess.run(["mount", "--bind", str(empty), btf], check=True)
+        try:
+            assert os.path.getsize(btf) == 0
+            yield
+        finally:
+            subprocess.run(["umount", btf], check=True)
+        assert os.path.getsize(btf) > 0
+
+    def test_autoload_without_btf_falls_back_silently(unloaded, no_btf,
+                                                      certs, shim_config):
+        env = shim_env(shim_config, KTLS_SHIM_EBPF_LOAD="auto")
+        cli, c = transfer(certs, shim_config, 5000, 6000, env=env)
+        assert c["kernel_tx"] == c["kernel_rx"] == "1"
+        assert int(c["sent"]) == 5000 and int(c["recv"]) == 6000
+        (line,) = ebpf_lines(cli.err)
+        assert "no usable BTF" in line, line
+        assert not os.path.exists(PIN)
+        r = stats("load")
+        assert r.returncode == 1 and r.stdout == "", r
+        (msg,) = r.stderr.strip().splitlines()
+        assert msg.startswith("ktls-shim-stats: cannot load: the kernel has "
+                              "no usable BTF"), msg
+        assert not os.path.exists(PIN)

@@ -59,6 +59,12 @@ for m in gcm ccm aesni_intel ghash_clmulni_intel chacha20poly1305 \
 	modprobe -q "$m" 2>/dev/null
 done
 
+# sock_diag for TCP (built in on some kernels): what `ss` and the shim's
+# per-socket software/device query (INET_DIAG_ULP_INFO) use.
+for m in inet_diag tcp_diag; do
+	modprobe -q "$m" 2>/dev/null
+done
+
 hostname ktls-vm
 ip link set lo up || fail "cannot bring up lo"
 
