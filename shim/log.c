@@ -25,9 +25,13 @@ void ktls_log_setup(enum ktls_log_level level, enum ktls_log_dest dest,
 	g_dest = dest;
 	if (dest == KTLS_LOG_FILE) {
 		/* O_APPEND keeps lines from concurrent processes whole;
-		 * O_CLOEXEC keeps the fd out of programs we exec. */
+		 * O_CLOEXEC keeps the fd out of programs we exec; O_NONBLOCK
+		 * only for the open: a FIFO without a reader would otherwise
+		 * hang the program in our constructor (it fails, ENXIO). */
 		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-					    O_NOCTTY, 0600);
+					    O_NOCTTY | O_NONBLOCK, 0600);
+		if (fd >= 0)
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 		if (fd < 0) {
 			int e = errno;
 			g_dest = KTLS_LOG_STDERR;

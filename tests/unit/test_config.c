@@ -646,6 +646,28 @@ Test(config, file_with_long_unknown_word)
 	cr_assert_eq(cfg.ciphers, before.ciphers);
 }
 
+Test(config, control_and_non_ascii_bytes_in_keys)
+{
+	/* Found by tests/fuzz: the key was echoed raw ("unknown key '\x1b..'")
+	 * and could put terminal control codes on the user's stderr. */
+	static const char *const text[] = {
+		"\x1b[2Jenabled = no\n",
+		"ciph\xc3\xa9rs = all\n",
+		"log\x7f = stderr\n",
+		"en\x01" "abled = no\n",
+	};
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
+		cr_assert_eq(parse("k.conf", text[i], NULL), -1, "%zu", i);
+		cr_assert(starts_with(err, "k.conf:1: invalid character 0x"),
+			  "%s", err);
+		cr_assert_not_null(strstr(err, "in key"), "%s", err);
+		for (const char *p = err; *p; p++)
+			cr_assert((unsigned char)*p >= 0x20 &&
+				  (unsigned char)*p < 0x7f, "%s", err);
+	}
+	cr_assert_eq(cfg.enabled, 1);
+}
+
 /* ---- ktls_config_load_file ---------------------------------------------- */
 
 /* Writes a temp file; returns its path in buf. */
@@ -679,6 +701,21 @@ Test(config, load_missing_not_required)
 	cr_assert_eq(load("/nonexistent/ktls-unit/none.conf", 0, 0), 0, "%s",
 		     err);
 	cr_assert_eq(memcmp(&before, &cfg, sizeof(cfg)), 0);
+}
+
+Test(config, load_very_long_path_still_says_why)
+{
+	/* The path starts every message: one longer than the message must
+	 * be shortened, or the reason is cut off. */
+	char p[5002];
+	p[0] = '/';
+	memset(p + 1, 'c', sizeof(p) - 2);
+	p[sizeof(p) - 1] = '\0';
+	cr_assert_eq(load(p, 1, 0), -1);
+	cr_assert_not_null(strstr(err, "c...c"), "%s", err);
+	cr_assert_not_null(strstr(err, "c: cannot open: File name too long"),
+			   "%s", err);
+	cr_assert_lt(strlen(err), 300, "%s", err);
 }
 
 Test(config, load_missing_required)
@@ -1022,4 +1059,35 @@ Test(config, disabled_allows_nothing)
 	cr_assert_eq(ktls_config_allows(&cfg, &prog_nginx), 0);
 	set_ok("allow", "");
 	cr_assert_eq(ktls_config_allows(&cfg, &prog_nginx), 0);
+}
+
+/* ---- ebpf_load ----------------------------------------------------------- */
+
+Test(config, ebpf_load_values)
+{
+	/* Off unless asked: loading attaches programs to every kTLS socket
+	 * on the host, shimmed or not. */
+	cr_assert_eq(cfg.ebpf_load, KTLS_EBPF_LOAD_NEVER);
+	set_ok("ebpf_load", "auto");
+	cr_assert_eq(cfg.ebpf_load, KTLS_EBPF_LOAD_AUTO);
+	set_ok("ebpf_load", "NEVER");
+	cr_assert_eq(cfg.ebpf_load, KTLS_EBPF_LOAD_NEVER);
+	set_bad("ebpf_load", "yes", "yes");
+	set_bad("ebpf_load", "", "");
+	cr_assert_eq(cfg.ebpf_load, KTLS_EBPF_LOAD_NEVER);
+	/* Per program, like the other behaviour keys. */
+	struct ktls_prog p = { .exe_name = "nginx", .path = "/usr/sbin/nginx",
+			       .argv0_name = "nginx" };
+	cr_assert_eq(parse("f.conf", "[program nginx]\nebpf_load = auto\n", &p),
+		     0, "%s", err);
+	cr_assert_eq(cfg.ebpf_load, KTLS_EBPF_LOAD_AUTO);
+	static const char *const env[] = { "KTLS_SHIM_EBPF_LOAD", "never",
+					   NULL };
+	cr_assert_eq(apply_env(env), 0, "%s", err);
+	cr_assert_eq(cfg.ebpf_load, KTLS_EBPF_LOAD_NEVER);
+	static const char *const bad[] = { "KTLS_SHIM_EBPF_LOAD", "sometimes",
+					   NULL };
+	cr_assert_eq(apply_env(bad), -1);
+	cr_assert(starts_with(err, "KTLS_SHIM_EBPF_LOAD: "), "%s", err);
+	cr_assert_not_null(strstr(err, "sometimes"), "%s", err);
 }

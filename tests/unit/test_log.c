@@ -205,3 +205,33 @@ Test(log, long_message_is_one_whole_line)
 	cr_assert_eq(nl[-1], 'x');
 	cr_assert(strncmp(nl + 1, "ktls-shim[", 10) == 0, "%s", nl + 1);
 }
+
+Test(log, fifo_without_reader_does_not_block, .timeout = 5)
+{
+	/* A log "file" that is a FIFO nobody reads: open(O_WRONLY) would
+	 * block the program in the shim's constructor for ever. */
+	cr_assert_eq(mkfifo(path, 0600), 0, "%s", strerror(errno));
+	ktls_log_setup(KTLS_LOG_INFO, KTLS_LOG_FILE, path);
+	ktls_info("still here");
+}
+
+Test(log, log_file_is_blocking_after_open)
+{
+	/* O_NONBLOCK is for the open only: a slow reader of a FIFO or a
+	 * full pipe must not cost log lines (EAGAIN) afterwards. */
+	ktls_log_setup(KTLS_LOG_INFO, KTLS_LOG_FILE, path);
+	int flags = -1;
+	for (int fd = 3; fd < 64; fd++) {
+		char link[64], target[256];
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(target, path) == 0)
+			flags = fcntl(fd, F_GETFL);
+	}
+	cr_assert_geq(flags, 0, "no fd open on %s", path);
+	cr_assert_eq(flags & O_NONBLOCK, 0);
+	cr_assert(flags & O_APPEND);
+}
