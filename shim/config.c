@@ -125,6 +125,15 @@ static int parse_list(const char *key, const char *v, unsigned *out,
 int ktls_config_set(struct ktls_config *c, const char *key, const char *value,
 		    char *err, size_t errlen)
 {
+	/* The key is echoed in every message below: a stray byte in it
+	 * must not put terminal control codes on the user's stderr. */
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+		if (*p <= 0x20 || *p >= 0x7f) {
+			snprintf(err, errlen, "invalid character 0x%02x in key",
+				 *p);
+			return -1;
+		}
+	}
 	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
 		if ((*p < 0x20 && *p != '\t') || *p >= 0x7f) {
 			snprintf(err, errlen,
@@ -177,6 +186,42 @@ int ktls_config_set(struct ktls_config *c, const char *key, const char *value,
 			return -1;
 		}
 		return 0;
+	}
+	if (strcmp(key, "ebpf_load") == 0) {
+		if (strcasecmp(value, "auto") == 0)
+			c->ebpf_load = KTLS_EBPF_LOAD_AUTO;
+		else if (strcasecmp(value, "never") == 0)
+			c->ebpf_load = KTLS_EBPF_LOAD_NEVER;
+		else {
+			snprintf(err, errlen,
+				 "ebpf_load: expected auto or never, got "
+				 "'%.40s'",
+				 value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "engine") == 0) {
+		if (strcmp(value, "auto") == 0)
+			c->engine = KTLS_ENGINE_AUTO;
+		else if (strcmp(value, "openssl") == 0)
+			c->engine = KTLS_ENGINE_OPENSSL;
+		else {
+			snprintf(err, errlen,
+				 "engine: expected auto or openssl, got '%.40s'",
+				 value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "tls13_rx_without_rekey") == 0) {
+		if (parse_bool(value, &c->tls13_rx_without_rekey) == 0)
+			return 0;
+		snprintf(err, errlen,
+			 "tls13_rx_without_rekey: expected yes or no, got "
+			 "'%.40s'",
+			 value);
+		return -1;
 	}
 	if (strcmp(key, "allow") == 0 || strcmp(key, "deny") == 0) {
 		char why[128];
@@ -300,13 +345,22 @@ int ktls_config_load_file(struct ktls_config *c, const char *path,
 			  const struct ktls_prog *prog, char *err,
 			  size_t errlen)
 {
+	/* Messages start with the path: a path longer than the message
+	 * would leave no room to say what is wrong with it. */
+	char shown[160];
+	if (strlen(path) >= sizeof(shown))
+		snprintf(shown, sizeof(shown), "%.60s...%s", path,
+			 path + strlen(path) - 60);
+	else
+		snprintf(shown, sizeof(shown), "%s", path);
+
 	/* O_NONBLOCK: a FIFO named as the config must not hang the program
 	 * in our constructor; it is refused below as not a regular file. */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT && !required)
 			return 0;
-		snprintf(err, errlen, "%s: cannot open: %s", path,
+		snprintf(err, errlen, "%s: cannot open: %s", shown,
 			 strerror(errno));
 		return -1;
 	}
@@ -314,11 +368,11 @@ int ktls_config_load_file(struct ktls_config *c, const char *path,
 	char *buf = NULL;
 	int rc = -1;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
+		snprintf(err, errlen, "%s: not a regular file", shown);
 		goto cleanup;
 	}
 	if (st.st_size > KTLS_CONFIG_MAX_BYTES) {
-		snprintf(err, errlen, "%s: larger than %d bytes", path,
+		snprintf(err, errlen, "%s: larger than %d bytes", shown,
 			 KTLS_CONFIG_MAX_BYTES);
 		goto cleanup;
 	}
@@ -329,12 +383,12 @@ int ktls_config_load_file(struct ktls_config *c, const char *path,
 		snprintf(err, errlen,
 			 "%s: writable by group/others or owned by another "
 			 "user; refused for a privileged process",
-			 path);
+			 shown);
 		goto cleanup;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", path);
+		snprintf(err, errlen, "%s: out of memory", shown);
 		goto cleanup;
 	}
 	size_t got = 0;
@@ -343,7 +397,7 @@ int ktls_config_load_file(struct ktls_config *c, const char *path,
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			snprintf(err, errlen, "%s: read error: %s", path,
+			snprintf(err, errlen, "%s: read error: %s", shown,
 				 strerror(errno));
 			goto cleanup;
 		}
@@ -351,7 +405,7 @@ int ktls_config_load_file(struct ktls_config *c, const char *path,
 			break;
 		got += (size_t)r;
 	}
-	rc = ktls_config_parse(c, path, buf, got, prog, err, errlen);
+	rc = ktls_config_parse(c, shown, buf, got, prog, err, errlen);
 cleanup:
 	free(buf);
 	close(fd);
@@ -371,6 +425,9 @@ int ktls_config_apply_env(struct ktls_config *c,
 		{ "KTLS_SHIM_VERSIONS", "versions" },
 		{ "KTLS_SHIM_LOG_LEVEL", "log_level" },
 		{ "KTLS_SHIM_LOG", "log" },
+		{ "KTLS_SHIM_ENGINE", "engine" },
+		{ "KTLS_SHIM_TLS13_RX_WITHOUT_REKEY", "tls13_rx_without_rekey" },
+		{ "KTLS_SHIM_EBPF_LOAD", "ebpf_load" },
 	};
 	char why[KTLS_CONFIG_ERRLEN];
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

@@ -13,6 +13,11 @@
 #define KTLS_DIR_TX 1u
 #define KTLS_DIR_RX 2u
 
+/* auto: OpenSSL's own kTLS, and the shim's engine for what OpenSSL leaves
+ * (TLS 1.3 RX); openssl: OpenSSL's own only. auto is 0: the default. */
+#define KTLS_ENGINE_AUTO 0
+#define KTLS_ENGINE_OPENSSL 1
+
 #define KTLS_CONFIG_DEFAULT_PATH "/etc/ktls-preload.conf"
 #define KTLS_CONFIG_MAX_BYTES (1024 * 1024)
 #define KTLS_CONFIG_MAX_LINE 4096
@@ -28,7 +33,13 @@ struct ktls_config {
 	char log_path[512];
 	struct ktls_patlist allow; /* empty: every program */
 	struct ktls_patlist deny;
+	int engine;                /* KTLS_ENGINE_* */
+	int tls13_rx_without_rekey; /* move TLS 1.3 RX where a KeyUpdate
+				     * from the peer must fail the connection */
+	int ebpf_load;             /* KTLS_EBPF_LOAD_*: see shim/bpf/autoload.h */
 };
+
+enum { KTLS_EBPF_LOAD_NEVER = 0, KTLS_EBPF_LOAD_AUTO = 1 };
 
 void ktls_config_defaults(struct ktls_config *c);
 

@@ -24,6 +24,7 @@ enum {
 	KTLS_FD_ULP_TRIED = 1u << 6,
 	KTLS_FD_TX_TRIED = 1u << 7,
 	KTLS_FD_RX_TRIED = 1u << 8,
+	KTLS_FD_RX_SHIM = 1u << 9,   /* RX moved by the shim's engine */
 };
 
 struct ktls_fd {
@@ -36,6 +37,9 @@ struct ktls_fd {
 	/* The SSL of a session left in userspace, for sendfile emulation;
 	 * cleared when the SSL is freed, on close and at the next handshake. */
 	_Atomic uintptr_t ssl;
+	/* The engine's per-SSL secrets (engine.c) while a rekey may need
+	 * them; cleared when the SSL is freed and on close. */
+	_Atomic uintptr_t keys;
 };
 
 extern struct ktls_fd *ktls_fdtab;

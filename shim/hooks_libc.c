@@ -60,13 +60,10 @@ ssize_t write(int fd, const void *buf, size_t count)
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	ktls_real_ensure();
-	ssize_t n = ktls_real.recvmsg(fd, msg, flags);
-	struct ktls_fd *e;
-	/* Alerts and handshake records are not the program's bytes. */
-	if (n > 0 && (e = ktls_fd_tracked(fd)) &&
-	    is_data(ktls_sess_record_type(msg, TLS_GET_RECORD_TYPE)))
-		ktls_sess_count(e, KTLS_IO_READ, (size_t)n);
-	return n;
+	struct ktls_fd *e = ktls_fd_tracked(fd);
+	if (!e)
+		return ktls_real.recvmsg(fd, msg, flags);
+	return ktls_sess_recvmsg(fd, e, msg, flags);
 }
 
 int close(int fd)
@@ -112,6 +109,7 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	ssize_t n = ktls_real.sendmsg(fd, msg, flags);
 	if (n > 0 && is_data(ktls_sess_record_type(msg, TLS_SET_RECORD_TYPE)))
 		ktls_sess_count(e, KTLS_IO_WRITE, (size_t)n);
+	ktls_sess_after_sendmsg(fd, e, msg, n);
 	return n;
 }
 

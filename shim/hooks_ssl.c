@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 
+#include "engine.h"
 #include "ossl.h"
 #include "session.h"
 #include "shim.h"
@@ -70,6 +71,20 @@ ktls_info_cb SSL_get_info_callback(const SSL *s)
 {
 	return on() ? ktls_sess_get_info_cb(s)
 		    : ktls_ossl.SSL_get_info_callback(s);
+}
+
+void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, ktls_keylog_cb cb)
+{
+	if (on())
+		ktls_engine_set_keylog_cb(ctx, cb);
+	else
+		ktls_ossl.SSL_CTX_set_keylog_callback(ctx, cb);
+}
+
+ktls_keylog_cb SSL_CTX_get_keylog_callback(const SSL_CTX *ctx)
+{
+	return on() ? ktls_engine_get_keylog_cb(ctx)
+		    : ktls_ossl.SSL_CTX_get_keylog_callback(ctx);
 }
 
 /* errno is the program's: what the real call left must survive us. */

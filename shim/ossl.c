@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "engine.h"
 #include "session.h"
 
 struct ktls_ossl ktls_ossl;
@@ -65,6 +66,17 @@ static void bind_all(void)
 	SSLSYM(SSL_CTX_get_info_callback);
 	SSLSYM(SSL_set_info_callback);
 	SSLSYM(SSL_get_info_callback);
+	SSLSYM(SSL_CTX_set_keylog_callback);
+	SSLSYM(SSL_CTX_get_keylog_callback);
+	SSLSYM(SSL_has_pending);
+	SSLSYM(SSL_in_before);
+	SSLSYM(SSL_is_server);
+	CRYPTOSYM(EVP_KDF_fetch);
+	CRYPTOSYM(EVP_KDF_free);
+	CRYPTOSYM(EVP_KDF_CTX_new);
+	CRYPTOSYM(EVP_KDF_CTX_free);
+	CRYPTOSYM(EVP_KDF_derive);
+	CRYPTOSYM(OPENSSL_cleanse);
 	SSLSYM(SSL_get_SSL_CTX);
 	SSLSYM(SSL_CTX_set_options);
 	SSLSYM(SSL_CTX_get_ex_data);
@@ -87,8 +99,8 @@ static void bind_all(void)
 	ktls_ossl.ok = ok;
 	if (ok) {
 		ktls_ossl.modern = ktls_ossl.OpenSSL_version_num() >= 0x30000000L;
-		/* Values stored are flags and function pointers: nothing to
-		 * allocate, so no free callbacks either. */
+		/* Values stored are flags and function pointers, except the
+		 * two with free callbacks. */
 		ktls_ossl.ex_note = ktls_ossl.CRYPTO_get_ex_new_index(
 			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
 		ktls_ossl.ex_cb = ktls_ossl.CRYPTO_get_ex_new_index(
@@ -98,8 +110,14 @@ static void bind_all(void)
 		ktls_ossl.ex_fd = ktls_ossl.CRYPTO_get_ex_new_index(
 			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL,
 			ktls_sess_ex_free);
+		ktls_ossl.ex_keys = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL,
+			ktls_engine_ex_free);
+		ktls_ossl.ctx_ex_keylog = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, NULL);
 		if (ktls_ossl.ex_note < 0 || ktls_ossl.ex_cb < 0 ||
-		    ktls_ossl.ctx_ex_cb < 0 || ktls_ossl.ex_fd < 0)
+		    ktls_ossl.ctx_ex_cb < 0 || ktls_ossl.ex_fd < 0 ||
+		    ktls_ossl.ex_keys < 0 || ktls_ossl.ctx_ex_keylog < 0)
 			ktls_ossl.ok = 0;
 	}
 	if (!ktls_ossl.ok)

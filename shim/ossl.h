@@ -8,6 +8,7 @@
 #ifndef KTLS_SHIM_OSSL_H
 #define KTLS_SHIM_OSSL_H
 
+#include <openssl/kdf.h>
 #include <openssl/ssl.h>
 
 struct ktls_ossl {
@@ -30,6 +31,8 @@ struct ktls_ossl {
 	__typeof__(SSL_CTX_get_info_callback) *SSL_CTX_get_info_callback;
 	__typeof__(SSL_set_info_callback) *SSL_set_info_callback;
 	__typeof__(SSL_get_info_callback) *SSL_get_info_callback;
+	__typeof__(SSL_CTX_set_keylog_callback) *SSL_CTX_set_keylog_callback;
+	__typeof__(SSL_CTX_get_keylog_callback) *SSL_CTX_get_keylog_callback;
 	/* helpers */
 	__typeof__(OpenSSL_version_num) *OpenSSL_version_num;
 	__typeof__(SSL_set_options) *SSL_set_options;
@@ -50,6 +53,15 @@ struct ktls_ossl {
 	__typeof__(CRYPTO_get_ex_new_index) *CRYPTO_get_ex_new_index;
 	__typeof__(BIO_method_type) *BIO_method_type;
 	__typeof__(BIO_ctrl) *BIO_ctrl;
+	__typeof__(SSL_has_pending) *SSL_has_pending;
+	__typeof__(SSL_in_before) *SSL_in_before;
+	__typeof__(SSL_is_server) *SSL_is_server;
+	__typeof__(EVP_KDF_fetch) *EVP_KDF_fetch;
+	__typeof__(EVP_KDF_free) *EVP_KDF_free;
+	__typeof__(EVP_KDF_CTX_new) *EVP_KDF_CTX_new;
+	__typeof__(EVP_KDF_CTX_free) *EVP_KDF_CTX_free;
+	__typeof__(EVP_KDF_derive) *EVP_KDF_derive;
+	__typeof__(OPENSSL_cleanse) *OPENSSL_cleanse;
 	int ok;      /* every symbol found */
 	int modern;  /* libssl 3.0 or newer: SSL_OP_ENABLE_KTLS exists */
 	int ex_note;    /* SSL ex_data: counted once (non-socket BIO) */
@@ -58,6 +70,8 @@ struct ktls_ossl {
 	int ex_fd;      /* SSL ex_data: fd+1 whose entry points at this SSL;
 			 * its free callback drops that pointer however
 			 * the SSL is freed (BIO_free of an SSL BIO too) */
+	int ex_keys;    /* SSL ex_data: the engine's secrets (engine.c) */
+	int ctx_ex_keylog; /* SSL_CTX ex_data: the program's keylog callback */
 };
 
 extern struct ktls_ossl ktls_ossl;

@@ -20,6 +20,9 @@ enum ktls_reason {
 	KTLS_R_LIB_DECLINED,       /* OpenSSL did not try (e.g. data pending) */
 	KTLS_R_LIB_NO_KTLS,        /* libssl older than 3.0 or built without kTLS */
 	KTLS_R_VERIFY_FAILED,      /* OpenSSL and the kernel disagree */
+	KTLS_R_TLS13_RX_NO_REKEY,  /* config: not on kernels without rekey */
+	KTLS_R_NO_SECRET,          /* the keylog callback never saw it */
+	KTLS_R_DATA_PENDING,       /* OpenSSL already holds records read */
 	KTLS_R_COUNT,
 };
 

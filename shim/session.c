@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cipher.h"
+#include "engine.h"
 #include "ktls_install.h"
 #include "log.h"
 #include "ossl.h"
@@ -19,16 +20,20 @@
 #include "sendfile_emul.h"
 #include "stats.h"
 #include "register.h"
+#include "autoload.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
 #endif
 
 #define TLS_CT_HANDSHAKE 22
+#define TLS_CT_APPLICATION_DATA 23
 #define TLS_HS_KEY_UPDATE 24
 
-/* ex_data note on SSLs without a socket BIO, so each counts once. */
+/* ex_data notes: an SSL without a socket BIO, counted once; an SSL whose
+ * first handshake was settled. */
 #define NOTE_COUNTED ((void *)1)
+#define NOTE_FINAL ((void *)2)
 
 static int sock_fd(BIO *b)
 {
@@ -79,7 +84,7 @@ static int want_ktls(void)
 	       ktls_ossl.modern;
 }
 
-static void handshake_done(SSL *s);
+static void handshake_done(SSL *s, int from_cb);
 static void forget_stale(SSL *s);
 
 static ktls_info_cb program_cb(const SSL *s)
@@ -96,7 +101,7 @@ static void info_cb(const SSL *cs, int where, int ret)
 	if (where & SSL_CB_HANDSHAKE_START)
 		forget_stale(s);
 	if (where & SSL_CB_HANDSHAKE_DONE)
-		handshake_done(s);
+		handshake_done(s, 1);
 	ktls_info_cb cb = program_cb(cs);
 	if (cb)
 		cb(cs, where, ret);
@@ -109,6 +114,7 @@ void ktls_sess_on_ctx_new(SSL_CTX *ctx)
 	if (want_ktls())
 		ktls_ossl.SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
 	ktls_ossl.SSL_CTX_set_info_callback(ctx, info_cb);
+	ktls_engine_on_ctx_new(ctx);
 }
 
 void ktls_sess_on_new(SSL *s)
@@ -155,6 +161,12 @@ ktls_info_cb ktls_sess_get_info_cb(const SSL *s)
  */
 static void forget_stale(SSL *s)
 {
+	/* TLS 1.3 has no renegotiation: a "handshake" on a settled SSL is a
+	 * post-handshake message (NewSessionTicket, KeyUpdate), and the
+	 * session goes on as it was. */
+	if (ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_note) == NOTE_FINAL &&
+	    ktls_ossl.SSL_version(s) == TLS1_3_VERSION)
+		return;
 	struct ktls_fd *e = ktls_fd_get(sock_fd(ktls_ossl.SSL_get_wbio(s)));
 	if (e && (atomic_load(&e->flags) & KTLS_FD_FINAL))
 		ktls_fd_reset(e);
@@ -214,19 +226,22 @@ static enum ktls_reason verify(int fd, int dir, int lib_says, unsigned version,
 	return KTLS_R_VERIFY_FAILED;
 }
 
-/* eBPF accounting (shim/bpf/register.h): says once why stats are off. */
+/* eBPF accounting (shim/bpf/register.h): loads it first where allowed
+ * (autoload.h), and says once, in one line, why stats are off. */
 static void bpf_register(int fd, unsigned version, unsigned cipher, int tx,
 			 int rx)
 {
 	static _Atomic int said;
+	const char *not_here = ktls_bpf_autoload();
 	int err = ktls_bpf_register(fd, version, cipher, tx, rx);
 	if (err && err != EAGAIN && !atomic_exchange(&said, 1))
-		ktls_dbg("ebpf stats off: %s",
+		ktls_dbg("ebpf stats off: %s%s%s",
 			 err == ENOENT ? "not loaded (ktls-shim-stats load)"
-				       : strerror(err));
+				       : strerror(err),
+			 not_here ? "; " : "", not_here ? not_here : "");
 }
 
-static void finalize(SSL *s, int fd, struct ktls_fd *e)
+static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 {
 	BIO *wb = ktls_ossl.SSL_get_wbio(s), *rb = ktls_ossl.SSL_get_rbio(s);
 	unsigned version = (unsigned)ktls_ossl.SSL_version(s);
@@ -245,6 +260,20 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e)
 		else if (r[rx] != KTLS_R_MOVED)
 			r[rx] = explain(e, fd, rx, version, kc);
 	}
+	/* What OpenSSL left and the shim's engine can take. Only from the
+	 * callback at the end of the handshake: then no record has been read
+	 * under the new key yet, so its sequence number is 0. */
+	int rx_shim = 0;
+	if (r[1] == KTLS_R_TLS13_RX_NEEDS_ENGINE && !poison && from_cb &&
+	    sock_fd(rb) == fd) {
+		r[1] = ktls_engine_move_rx13(s, fd, e, kc);
+		if (r[1] == KTLS_R_MOVED) {
+			rx_shim = 1;
+			r[1] = verify(fd, TLS_RX, 1, version, kc);
+			if (r[1] == KTLS_R_VERIFY_FAILED)
+				poison = 1;
+		}
+	}
 	const struct ktls_cipher_desc *d = ktls_cipher_desc(kc);
 	atomic_store(&e->version, (uint16_t)version);
 	atomic_store(&e->cipher_type, d ? d->kernel_type : 0);
@@ -260,6 +289,10 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e)
 				(r[1] == KTLS_R_MOVED ? KTLS_FD_RX : 0) |
 				(poison ? KTLS_FD_POISONED : 0));
 	ktls_stats_session(r[0], r[1]);
+	if (rx_shim && r[1] == KTLS_R_MOVED)
+		atomic_fetch_add(&ktls_stats.rx_shim, 1);
+	ktls_engine_settle(s, e);
+	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_note, NOTE_FINAL);
 	if (r[0] == KTLS_R_MOVED || r[1] == KTLS_R_MOVED)
 		bpf_register(fd, version, d ? d->kernel_type : 0,
 			     r[0] == KTLS_R_MOVED, r[1] == KTLS_R_MOVED);
@@ -270,12 +303,13 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e)
 			 "(tx lib=%d, rx lib=%d); refusing to send on this "
 			 "connection",
 			 fd, lib_tx, lib_rx);
-	ktls_dbg("session fd=%d %s %s tx=%s rx=%s engine=openssl "
+	ktls_dbg("session fd=%d %s %s tx=%s rx=%s engine=%s "
 		 "verified=getsockopt",
 		 fd, ktls_version_name((uint16_t)version),
 		 c ? ktls_ossl.SSL_CIPHER_get_name(c) : "none",
 		 r[0] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[0]),
-		 r[1] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[1]));
+		 r[1] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[1]),
+		 rx_shim ? "openssl,rx:shim" : "openssl");
 }
 
 static void note_non_socket(SSL *s)
@@ -288,7 +322,7 @@ static void note_non_socket(SSL *s)
 		 "stays in userspace");
 }
 
-static void handshake_done(SSL *s)
+static void handshake_done(SSL *s, int from_cb)
 {
 	int fd = sock_fd(ktls_ossl.SSL_get_wbio(s));
 	if (fd < 0) {
@@ -299,14 +333,14 @@ static void handshake_done(SSL *s)
 	/* Whoever sets FINAL first does the check: no lock on this path. */
 	if (e && !(atomic_fetch_or(&e->flags, KTLS_FD_FINAL | KTLS_FD_TLS) &
 		   KTLS_FD_FINAL))
-		finalize(s, fd, e);
+		finalize(s, fd, e, from_cb);
 }
 
 void ktls_sess_after_io(SSL *s)
 {
 	/* Cheap when final already: the callback normally got here first. */
 	if (ktls_ossl.SSL_is_init_finished(s))
-		handshake_done(s);
+		handshake_done(s, 0);
 }
 
 void ktls_sess_count(struct ktls_fd *e, enum ktls_io io, size_t bytes)
@@ -336,7 +370,8 @@ int ktls_sess_key_update_ok(SSL *s)
 	int fd = sock_fd(ktls_ossl.SSL_get_wbio(s));
 	struct ktls_fd *e = ktls_fd_tracked(fd);
 	if (!e || !(atomic_load(&e->flags) & KTLS_FD_TX) ||
-	    atomic_load(&e->version) != KTLS_TLS13)
+	    atomic_load(&e->version) != KTLS_TLS13 ||
+	    ktls_engine_tx_rekey_ready(e))
 		return 1;
 	ktls_warn("fd=%d: refusing SSL_key_update: the kernel holds the TX "
 		  "key and OpenSSL 3.0 cannot hand it the next one",
@@ -374,6 +409,12 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 	    len < sizeof(struct tls_crypto_info))
 		return ktls_real.setsockopt(fd, level, name, val, len);
 
+	if (ktls_engine_check_setsockopt(fd, name, val, len) < 0) {
+		/* Our bytes went in through an OpenSSL whose internals we
+		 * do not know: do not let them near the kernel. */
+		errno = EINVAL;
+		return -1;
+	}
 	/* Only the 4-byte header is looked at, never the key behind it. */
 	struct tls_crypto_info hdr;
 	memcpy(&hdr, val, sizeof(hdr));
@@ -396,13 +437,6 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 	return rc;
 }
 
-/*
- * OpenSSL 3.0 with kTLS TX sends a TLS 1.3 KeyUpdate through the kernel and
- * then switches to the next key in userspace only (openssl#16307): every
- * later record would be sealed with a key the peer has dropped. Refuse the
- * KeyUpdate itself, so the connection fails loudly and nothing goes out
- * under the wrong key.
- */
 int ktls_sess_record_type(const struct msghdr *m, int cmsg_type)
 {
 	if (!m || !m->msg_control)
@@ -415,16 +449,31 @@ int ktls_sess_record_type(const struct msghdr *m, int cmsg_type)
 	return -1;
 }
 
+static int is_key_update(struct ktls_fd *e, const struct msghdr *m)
+{
+	uint32_t f = atomic_load(&e->flags);
+	return (f & KTLS_FD_TX) && atomic_load(&e->version) == KTLS_TLS13 &&
+	       m && ktls_sess_record_type(m, TLS_SET_RECORD_TYPE) ==
+			    TLS_CT_HANDSHAKE &&
+	       m->msg_iovlen >= 1 && m->msg_iov && m->msg_iov[0].iov_len >= 1 &&
+	       ((const uint8_t *)m->msg_iov[0].iov_base)[0] ==
+		       TLS_HS_KEY_UPDATE;
+}
+
+/*
+ * OpenSSL 3.0 with kTLS TX sends a TLS 1.3 KeyUpdate through the kernel and
+ * then switches to the next key in userspace only (openssl#16307): every
+ * later record would be sealed with a key the peer has dropped. Where the
+ * kernel can rekey, the engine gives it the next key right after the
+ * KeyUpdate went out (ktls_sess_after_sendmsg); elsewhere refuse the
+ * KeyUpdate itself, so the connection fails loudly and nothing goes out
+ * under the wrong key.
+ */
 int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e, const struct msghdr *m)
 {
 	if (ktls_sess_send_refused(e))
 		return 1;
-	uint32_t f = atomic_load(&e->flags);
-	if (!(f & KTLS_FD_TX) || atomic_load(&e->version) != KTLS_TLS13 || !m)
-		return 0;
-	if (ktls_sess_record_type(m, TLS_SET_RECORD_TYPE) != TLS_CT_HANDSHAKE ||
-	    m->msg_iovlen < 1 || !m->msg_iov || m->msg_iov[0].iov_len < 1 ||
-	    ((const uint8_t *)m->msg_iov[0].iov_base)[0] != TLS_HS_KEY_UPDATE)
+	if (!is_key_update(e, m) || ktls_engine_tx_rekey_ready(e))
 		return 0;
 	ktls_err("fd=%d: TLS 1.3 KeyUpdate: OpenSSL 3.0 cannot give the kernel "
 		 "the next TX key; failing this connection rather than "
@@ -502,4 +551,50 @@ void ktls_sess_close(int fd, struct ktls_fd *e)
 	if (f & (KTLS_FD_TX | KTLS_FD_RX))
 		ktls_bpf_unregister(fd);
 	ktls_fd_reset(e);
+}
+
+void ktls_sess_after_sendmsg(int fd, struct ktls_fd *e, const struct msghdr *m,
+			     ssize_t n)
+{
+	if (n <= 0 || !is_key_update(e, m))
+		return;
+	int saved = errno; /* the program's, from its sendmsg() */
+	size_t total = 0;
+	for (size_t i = 0; i < m->msg_iovlen; i++)
+		total += m->msg_iov[i].iov_len;
+	if ((size_t)n == total) {
+		ktls_engine_after_key_update_sent(fd, e);
+		errno = saved;
+		return;
+	}
+	/* Part of a KeyUpdate is in the kernel; the rest would follow under
+	 * whatever key we choose, and neither choice is right for all of
+	 * it. Never seen with OpenSSL (5 bytes); fail rather than guess. */
+	ktls_err("fd=%d: TLS 1.3 KeyUpdate only partly sent; refusing to send "
+		 "on this connection",
+		 fd);
+	atomic_fetch_or(&e->flags, KTLS_FD_POISONED);
+	errno = saved;
+}
+
+ssize_t ktls_sess_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,
+			  int flags)
+{
+	ssize_t n;
+	int type = -1;
+	if (atomic_load_explicit(&e->flags, memory_order_relaxed) &
+	    KTLS_FD_RX_SHIM) {
+		n = ktls_engine_recvmsg(fd, e, m, flags, ktls_real.recvmsg,
+					&type);
+		/* The engine appended the record type: one byte more. */
+		if (n > 1 && type == TLS_CT_APPLICATION_DATA)
+			ktls_sess_count(e, KTLS_IO_READ, (size_t)n - 1);
+		return n;
+	}
+	n = ktls_real.recvmsg(fd, m, flags);
+	type = ktls_sess_record_type(m, TLS_GET_RECORD_TYPE);
+	/* Alerts and handshake records are not the program's bytes. */
+	if (n > 0 && (type < 0 || type == TLS_CT_APPLICATION_DATA))
+		ktls_sess_count(e, KTLS_IO_READ, (size_t)n);
+	return n;
 }

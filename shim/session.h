@@ -44,6 +44,16 @@ int ktls_sess_record_type(const struct msghdr *m, int cmsg_type);
 int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e,
 			      const struct msghdr *m);
 
+/* After a sendmsg() went out: a whole TLS 1.3 KeyUpdate moves TX to the
+ * next key. */
+void ktls_sess_after_sendmsg(int fd, struct ktls_fd *e, const struct msghdr *m,
+			     ssize_t n);
+
+/* recvmsg() on a tracked fd: counted, and adjusted for sessions whose RX
+ * the shim's engine moved. */
+ssize_t ktls_sess_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,
+			  int flags);
+
 /* 1 when a write-like call on this fd must be refused (errno set). */
 int ktls_sess_send_refused(struct ktls_fd *e);
 

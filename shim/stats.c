@@ -56,6 +56,15 @@ void ktls_stats_format(char *buf, unsigned long len)
 			      " sendfile_kernel_bytes=%llu", zc);
 	unsigned long long emul = atomic_load(&ktls_stats.sendfile_emulated);
 	if (emul && n >= 0 && (unsigned long)n < len)
+		n += snprintf(buf + n, len - (unsigned long)n,
+			      " sendfile_emulated_bytes=%llu", emul);
+	unsigned long shim = atomic_load(&ktls_stats.rx_shim);
+	if (shim && n >= 0 && (unsigned long)n < len)
+		n += snprintf(buf + n, len - (unsigned long)n,
+			      " rx_kernel_by_shim=%lu", shim);
+	unsigned long rk[2] = { atomic_load(&ktls_stats.rekeys_tx),
+				atomic_load(&ktls_stats.rekeys_rx) };
+	if ((rk[0] || rk[1]) && n >= 0 && (unsigned long)n < len)
 		snprintf(buf + n, len - (unsigned long)n,
-			 " sendfile_emulated_bytes=%llu", emul);
+			 " rekeys_tx=%lu rekeys_rx=%lu", rk[0], rk[1]);
 }

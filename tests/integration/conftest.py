@@ -47,6 +47,32 @@ EXPECT = os.environ.get("KTLS_EXPECT") or (
 assert EXPECT in ("kernel", "fallback"), EXPECT
 KERNEL = EXPECT == "kernel"
 
+
+def kernel_rekeys():
+    """TLS 1.3 rekey (6.14+) came with its counters."""
+    try:
+        with open("/proc/net/tls_stat") as f:
+            return "TlsRxRekeyOk" in f.read()
+    except FileNotFoundError:
+        return False
+
+
+# Whether the shim's engine moves TLS 1.3 RX by default here: only where a
+# KeyUpdate from the peer can be followed (tls13_rx_without_rekey = no).
+REKEY = KERNEL and kernel_rekeys()
+
+
+def rx_moves(tls):
+    """Whether a default-config session's RX ends in the kernel here."""
+    return KERNEL and (tls == "1.2" or REKEY)
+
+
+def rx_state(tls):
+    """What the shim reports for RX of a default-config session here."""
+    if not KERNEL:
+        return "kernel-has-no-tls"
+    return "kernel" if rx_moves(tls) else "kernel-cannot-rekey-tls13"
+
 # Bytes each way in the big transfers; the VM (software-emulated CPU) is slow.
 BIG = int(os.environ.get("KTLS_TEST_BYTES", str(64 * MiB)))
 
@@ -169,6 +195,17 @@ CONN_RE = re.compile(r"^conn=.*$", re.M)
 def parse_conns(stdout):
     return [dict(kv.split("=", 1) for kv in line.split())
             for line in CONN_RE.findall(stdout)]
+
+
+def one_conn_intact(cli_out, srv_out, nbytes):
+    """The single connection of a client and a server moved nbytes each way
+    and both ends agree on every byte; returns the two conn lines."""
+    (c,), (s,) = parse_conns(cli_out), parse_conns(srv_out)
+    assert int(c["sent"]) == int(s["recv"]) == nbytes
+    assert int(s["sent"]) == int(c["recv"]) == nbytes
+    assert c["sent_sha256"] == s["recv_sha256"]
+    assert s["sent_sha256"] == c["recv_sha256"]
+    return c, s
 
 
 _procs = []

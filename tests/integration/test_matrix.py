@@ -11,12 +11,15 @@ import shutil
 
 import pytest
 
-from conftest import (BIG, KERNEL, XFER, Proc, delta, parse_conns, plain_env,
+from conftest import (BIG, KERNEL, REKEY, XFER, Proc, delta, parse_conns,
+                      plain_env,
                       shim_env, shim_sessions, shim_summary, tls_stat,
                       free_port, wait_port)
 
 # (version, OpenSSL cipher name, GnuTLS priority, kernel moves TX, RX)
-# OpenSSL 3.0 (Debian 12) never moves TLS 1.3 RX, and refuses TLS 1.3 CCM.
+# OpenSSL 3.0 (Debian 12) never moves TLS 1.3 RX, and refuses TLS 1.3 CCM;
+# the shim's engine moves TLS 1.3 RX where the kernel can rekey (REKEY),
+# and with tls13_rx_without_rekey elsewhere (see test_tls13_rx_engine).
 CASES = [
     ("1.2", "ECDHE-ECDSA-AES128-GCM-SHA256", "AES-128-GCM", True, True),
     ("1.2", "ECDHE-ECDSA-AES256-GCM-SHA384", "AES-256-GCM", True, True),
@@ -30,14 +33,19 @@ CASES = [
 IDS = [f"tls{v}-{c}" for v, c, *_ in CASES]
 
 
-def expected(tx, rx, version, cipher):
-    """What the shim must report for each direction."""
+def expected(tx, rx, version, cipher, engine="auto"):
+    """What the shim must report for each direction, and which engine."""
     if "CCM" in cipher and version == "1.3":
-        return "cipher-unsupported", "cipher-unsupported"
+        return "cipher-unsupported", "cipher-unsupported", "openssl"
     if not KERNEL:
-        return "kernel-has-no-tls", "kernel-has-no-tls"
-    return ("kernel" if tx else "?",
-            "kernel" if rx else "openssl-cannot-move-tls13-rx")
+        return "kernel-has-no-tls", "kernel-has-no-tls", "openssl"
+    if rx:
+        return "kernel" if tx else "?", "kernel", "openssl"
+    if engine == "openssl":
+        return "kernel", "openssl-cannot-move-tls13-rx", "openssl"
+    if engine == "auto" and not REKEY:
+        return "kernel", "kernel-cannot-rekey-tls13", "openssl"
+    return "kernel", "kernel", "openssl,rx:shim"
 
 
 def xfer(role, port, version, cipher, send, certs, extra=()):
@@ -48,13 +56,14 @@ def xfer(role, port, version, cipher, send, certs, extra=()):
     return argv
 
 
-def check_shimmed(proc, conn, version, cipher, tx, rx):
-    want_tx, want_rx = expected(tx, rx, version, cipher)
+def check_shimmed(proc, conn, version, cipher, tx, rx, engine="auto"):
+    want_tx, want_rx, want_engine = expected(tx, rx, version, cipher, engine)
     sess = shim_sessions(proc.err)
     assert len(sess) == 1, proc.err
     assert sess[0]["version"] == f"TLSv{version}"
     assert sess[0]["cipher"] == cipher
     assert (sess[0]["tx"], sess[0]["rx"]) == (want_tx, want_rx), proc.err
+    assert sess[0]["engine"] == want_engine, proc.err
     # The kernel's own answer, asked inside the shimmed process.
     assert conn["kernel_tx"] == ("1" if want_tx == "kernel" else "0")
     assert conn["kernel_rx"] == ("1" if want_rx == "kernel" else "0")
@@ -85,11 +94,20 @@ def check_stat(before, moved_tx, moved_rx):
         assert not any(d.values()), d
 
 
-def pair(shim_server, shim_client, case, certs, shim_config, size=BIG):
+ENGINE_ENV = {
+    "auto": {},
+    "openssl": {"KTLS_SHIM_ENGINE": "openssl"},
+    "auto-without-rekey": {"KTLS_SHIM_TLS13_RX_WITHOUT_REKEY": "yes"},
+}
+
+
+def pair(shim_server, shim_client, case, certs, shim_config, size=BIG,
+         engine="auto"):
     version, cipher, _, tx, rx = case
     before = tls_stat()
-    senv = shim_env(shim_config) if shim_server else plain_env()
-    cenv = shim_env(shim_config) if shim_client else plain_env()
+    extra = ENGINE_ENV[engine]
+    senv = shim_env(shim_config, **extra) if shim_server else plain_env()
+    cenv = shim_env(shim_config, **extra) if shim_client else plain_env()
     srv = Proc(xfer("server", 0, version, cipher, size, certs, ["--seed", "7"]),
                senv)
     port = srv.read_port()
@@ -108,7 +126,8 @@ def pair(shim_server, shim_client, case, certs, shim_config, size=BIG):
     mtx = mrx = 0
     for shimmed, proc, conn in ((shim_server, srv, s), (shim_client, cli, c)):
         if shimmed:
-            a, b = check_shimmed(proc, conn, version, cipher, tx, rx)
+            a, b = check_shimmed(proc, conn, version, cipher, tx, rx,
+                                 engine)
             mtx, mrx = mtx + a, mrx + b
         else:
             assert conn["kernel_tx"] == conn["kernel_rx"] == "0"
@@ -130,6 +149,21 @@ def test_shim_server_vs_openssl_client(case, certs, shim_config):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_shim_vs_shim(case, certs, shim_config):
     pair(True, True, case, certs, shim_config, size=BIG // 8)
+
+
+TLS13_MOVABLE = [c for c in CASES if c[0] == "1.3" and "CCM" not in c[1]]
+
+
+@pytest.mark.parametrize("engine", ["openssl", "auto-without-rekey"])
+@pytest.mark.parametrize("role", ["client", "server"])
+@pytest.mark.parametrize("case", TLS13_MOVABLE,
+                         ids=[f"tls{v}-{c}" for v, c, *_ in TLS13_MOVABLE])
+def test_tls13_rx_engine(case, role, engine, certs, shim_config):
+    """TLS 1.3 RX with the shim's engine forced on where the kernel cannot
+    rekey (6.1), and off (engine = openssl), against unshimmed OpenSSL;
+    the default (auto) is what the tests above run."""
+    pair(role == "server", role == "client", case, certs, shim_config,
+         size=BIG // 4, engine=engine)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

@@ -8,10 +8,16 @@
  *   tls_xfer --role server --port 0 --cert C --key K [options]
  *   tls_xfer --role client --port P [options]
  * Options: --tls 1.2|1.3  --cipher NAME  --send BYTES  --seed N  --conns N
- *          --chunk BYTES  --blocking  --key-update  --host ADDR
+ *          --chunk BYTES  --blocking  --key-update  --key-updates N
+ *          (N KeyUpdates spread over the data sent, every other one
+ *          asking the peer to update too)  --host ADDR
  *          --recv-until BYTES (stop reading there: for echo peers that
  *          close without close_notify)  --text (printable lines only)
  *          --sendfile PATH [--sendfile-nooff] (payload sent with sendfile(2))
+ *          --keylog PATH (NSS key log; for TLS 1.2 also "SERVER_RANDOM
+ *          <client random> <server random>", which key derivation needs)
+ *          --hold (at the end, after SSL_CTX_free: print "HOLD", then wait
+ *          for EOF on stdin, so a test can scan this process's memory)
  * One line per connection on stdout:
  *   conn=0 version=TLSv1.3 cipher=... sent=N sent_sha256=H recv=M
  *   recv_sha256=H lib_tx=1 lib_rx=0 kernel_tx=1 kernel_rx=0
@@ -52,6 +58,8 @@ struct opts {
 	unsigned long long send, recv_until;
 	uint64_t seed;
 	size_t chunk;
+	const char *keylog;
+	int hold;
 };
 
 static void die(const char *what)
@@ -211,11 +219,17 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 				sent += w;
 				pending = 0;
 				progress = 1;
-				if (o->key_update && !updated &&
-				    sent >= o->send / 2) {
-					updated = 1;
-					if (!SSL_key_update(
-						    s, SSL_KEY_UPDATE_REQUESTED))
+				/* The i-th of N KeyUpdates at i/(N+1) of
+				 * the data; odd ones ask the peer to
+				 * update too. */
+				while (updated < o->key_update &&
+				       sent >= o->send * (updated + 1) /
+						       (o->key_update + 1)) {
+					int type = updated % 2 == 0
+							   ? SSL_KEY_UPDATE_REQUESTED
+							   : SSL_KEY_UPDATE_NOT_REQUESTED;
+					updated++;
+					if (!SSL_key_update(s, type))
 						fprintf(stderr,
 							"tls_xfer: SSL_key_update "
 							"refused\n");
@@ -290,6 +304,20 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 	free(in);
 }
 
+static FILE *keylog_file;
+
+static void keylog_line(const SSL *s, const char *line)
+{
+	fprintf(keylog_file, "%s\n", line);
+	if (strncmp(line, "CLIENT_RANDOM ", 14) == 0) {
+		unsigned char r[32];
+		char h[65];
+		hex(r, (unsigned)SSL_get_server_random(s, r, sizeof(r)), h);
+		fprintf(keylog_file, "SERVER_RANDOM %.64s %s\n", line + 14, h);
+	}
+	fflush(keylog_file);
+}
+
 static SSL_CTX *make_ctx(const struct opts *o)
 {
 	SSL_CTX *ctx = SSL_CTX_new(o->server ? TLS_server_method()
@@ -313,6 +341,12 @@ static SSL_CTX *make_ctx(const struct opts *o)
 	     SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM) != 1))
 		die("certificate");
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (o->keylog) {
+		keylog_file = fopen(o->keylog, "a");
+		if (!keylog_file)
+			die("--keylog");
+		SSL_CTX_set_keylog_callback(ctx, keylog_line);
+	}
 	return ctx;
 }
 
@@ -340,7 +374,8 @@ int main(int argc, char **argv)
 		{ "chunk", 1, 0, 'b' },	    { "blocking", 0, 0, 'B' },
 		{ "key-update", 0, 0, 'U' }, { "recv-until", 1, 0, 'R' },
 		{ "text", 0, 0, 'T' },	    { "sendfile", 1, 0, 'F' },
-		{ "sendfile-nooff", 0, 0, 'O' },
+		{ "sendfile-nooff", 0, 0, 'O' }, { "keylog", 1, 0, 'K' },
+		{ "hold", 0, 0, 'H' }, { "key-updates", 1, 0, 'u' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -359,9 +394,12 @@ int main(int argc, char **argv)
 		case 'b': o.chunk = strtoull(optarg, NULL, 0); break;
 		case 'B': o.blocking = 1; break;
 		case 'U': o.key_update = 1; break;
+		case 'u': o.key_update = atoi(optarg); break;
 		case 'T': o.text = 1; break;
 		case 'F': o.sendfile_path = optarg; break;
 		case 'O': o.sendfile_nooff = 1; break;
+		case 'K': o.keylog = optarg; break;
+		case 'H': o.hold = 1; break;
 		case 'R': o.recv_until = strtoull(optarg, NULL, 0); break;
 		default: fprintf(stderr, "tls_xfer: bad option\n"); return 2;
 		}
@@ -401,5 +439,12 @@ int main(int argc, char **argv)
 		}
 	}
 	SSL_CTX_free(ctx);
+	if (o.hold) {
+		char b[256];
+		printf("HOLD %d\n", (int)getpid());
+		fflush(stdout);
+		while (read(0, b, sizeof(b)) > 0)
+			;
+	}
 	return 0;
 }

@@ -1,0 +1,72 @@
+/*
+ * The shim's own key installer, for what OpenSSL 3.0/3.1 will not move:
+ * TLS 1.3 receive. It learns the peer's application traffic secret from the
+ * keylog callback (chained in front of the program's), derives the record
+ * key, and hands it to OpenSSL's socket BIO (BIO_CTRL_SET_KTLS), which does
+ * the setsockopt(TLS_RX) and switches its record layer to reading records
+ * the kernel has already decrypted. Everything above the record layer
+ * (SSL_read, SSL_pending, SSL_get_error, close_notify, NewSessionTicket) is
+ * then OpenSSL's own code. What 3.0's record layer lacks for TLS 1.3 (it
+ * expects an inner content type on every record) the recvmsg() hook adds.
+ * KeyUpdate: on kernels that can rekey (6.14+) the shim derives the next
+ * secret and installs it, in both directions; on others it fails the
+ * connection rather than read or send under a stale key.
+ */
+#ifndef KTLS_SHIM_ENGINE_H
+#define KTLS_SHIM_ENGINE_H
+
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "cipher.h"
+#include "fdtab.h"
+#include "reason.h"
+
+typedef void (*ktls_keylog_cb)(const SSL *, const char *);
+
+/* Whether sessions should hand us their secrets at all. */
+int ktls_engine_wanted(void);
+
+void ktls_engine_on_ctx_new(SSL_CTX *ctx);
+void ktls_engine_set_keylog_cb(SSL_CTX *ctx, ktls_keylog_cb cb);
+ktls_keylog_cb ktls_engine_get_keylog_cb(const SSL_CTX *ctx);
+
+/* 1 when the running kernel can rekey TLS 1.3 (6.14+). Cached. */
+int ktls_engine_kernel_rekeys(void);
+
+/*
+ * At the end of the first handshake, from the info callback (so that no
+ * application record has been read yet: the sequence number is 0). Moves
+ * TLS 1.3 RX; returns KTLS_R_MOVED or why not.
+ */
+enum ktls_reason ktls_engine_move_rx13(SSL *s, int fd, struct ktls_fd *e,
+				       enum ktls_cipher kc);
+
+/* After the session is settled: wipes every secret not needed for a
+ * future rekey (all of them where the kernel cannot rekey). */
+void ktls_engine_settle(SSL *s, struct ktls_fd *e);
+
+/* recvmsg() on an fd whose RX the engine moved. */
+ssize_t ktls_engine_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,
+			    int flags,
+			    ssize_t (*real)(int, struct msghdr *, int),
+			    int *record_type);
+
+/* 1 when a TLS 1.3 KeyUpdate may go out on this TX-in-kernel fd: the
+ * engine can give the kernel the next key right after it. */
+int ktls_engine_tx_rekey_ready(struct ktls_fd *e);
+
+/* After a sendmsg() that carried a whole KeyUpdate: the next TX key. */
+void ktls_engine_after_key_update_sent(int fd, struct ktls_fd *e);
+
+/* Thread-local check of OpenSSL's setsockopt(TLS_RX) made on our behalf:
+ * 0 not ours, 1 ours and as expected, -1 ours but not the bytes we built
+ * (an OpenSSL whose internal layout we do not know: refuse it). */
+int ktls_engine_check_setsockopt(int fd, int name, const void *val,
+				 socklen_t len);
+
+void ktls_engine_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+			 long argl, void *argp);
+
+#endif

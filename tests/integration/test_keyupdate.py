@@ -1,0 +1,134 @@
+"""TLS 1.3 KeyUpdate with the session's keys in the kernel.
+
+Where the kernel can rekey (6.14+: REKEY), the shim's engine follows every
+KeyUpdate in both directions: transfers with many KeyUpdates, from the
+program and from the unshimmed peer, with and without update_requested,
+complete intact, and the kernel's rekey counters move by exactly as many.
+Where it cannot (6.1), a KeyUpdate the program asks for is refused and the
+session goes on intact; one the peer sends fails the connection with a
+clear error (EKEYEXPIRED reaches the program), never with wrong bytes.
+On a kernel without kTLS nothing changes: KeyUpdates just work.
+"""
+import pytest
+
+from conftest import (BIG, KERNEL, REKEY, XFER, Proc, delta, parse_conns,
+                      plain_env, shim_env, shim_summary, tls_stat)
+
+N = 6  # KeyUpdates per transfer; every other one asks the peer to update
+
+
+def run(certs, shim_config, shimmed, updater, env_extra=None):
+    """A transfer where `updater` (client or server) sends S bytes with N
+    KeyUpdates and the other side sends 2*S, so that it is still sending
+    (and can answer update_requested) when the KeyUpdates arrive.
+    `shimmed` is the side under the shim. Returns (client, server) Procs
+    and the /proc/net/tls_stat delta."""
+    size = max(BIG // 8, 1 << 20)
+    extra = env_extra or {}
+
+    def argv(role, port):
+        a = [XFER, "--role", role, "--port", str(port), "--tls", "1.3",
+             "--send", str(size if role == updater else 2 * size)]
+        if role == updater:
+            a += ["--key-updates", str(N)]
+        if role == "server":
+            a += ["--cert", certs["ec"][0], "--key", certs["ec"][1]]
+        return a
+
+    def env(role):
+        return (shim_env(shim_config, **extra) if role == shimmed
+                else plain_env())
+
+    before = tls_stat()
+    srv = Proc(argv("server", 0), env("server"))
+    port = srv.read_port()
+    cli = Proc(argv("client", port), env("client"))
+    cli.wait(), srv.wait()
+    return cli, srv, delta(before, tls_stat())
+
+
+def intact(cli, srv):
+    assert cli.p.returncode == 0, cli.err
+    assert srv.p.returncode == 0, srv.err
+    (c,), (s,) = parse_conns(cli.out), parse_conns(srv.out)
+    assert c["sent_sha256"] == s["recv_sha256"]
+    assert s["sent_sha256"] == c["recv_sha256"]
+    assert int(c["sent"]) == int(s["recv"]) and int(s["sent"]) == int(
+        c["recv"])
+    return c, s
+
+
+def rekeys(proc):
+    rest = shim_summary(proc.err)["rest"]
+    got = {}
+    for k in ("rekeys_tx", "rekeys_rx"):
+        got[k] = int(rest.split(f"{k}=")[1].split()[0]) if k in rest else 0
+    return got
+
+
+SIDES = ["client", "server"]
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_program_key_updates(side, certs, shim_config):
+    """The shimmed program calls SSL_key_update N times while sending."""
+    cli, srv, d = run(certs, shim_config, side, side)
+    intact(cli, srv)
+    me = cli if side == "client" else srv
+    refused = me.err.count("SSL_key_update refused")
+    if REKEY:
+        assert refused == 0, me.err
+        r = rekeys(me)
+        assert r["rekeys_tx"] == N, me.err
+        assert d.get("TlsTxRekeyOk", 0) == N, d
+        # The answers to update_requested came back through kernel RX.
+        assert r["rekeys_rx"] == d.get("TlsRxRekeyOk", 0) >= 1, (r, d)
+        assert d.get("TlsTxRekeyError", 0) == d.get("TlsRxRekeyError", 0) == 0
+    elif KERNEL:
+        assert refused == N, me.err  # OpenSSL 3.0 cannot rekey the kernel
+    else:
+        assert refused == 0, me.err
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_peer_key_updates(side, certs, shim_config):
+    """The unshimmed peer sends N KeyUpdates, half asking us to update."""
+    peer = "server" if side == "client" else "client"
+    cli, srv, d = run(certs, shim_config, side, peer)
+    me, other = (cli, srv) if side == "client" else (srv, cli)
+    if REKEY or not KERNEL:
+        intact(cli, srv)
+        if REKEY:
+            r = rekeys(me)
+            assert r["rekeys_rx"] == N == d.get("TlsRxRekeyOk", 0), (r, d)
+            assert r["rekeys_tx"] == d.get("TlsTxRekeyOk", 0) >= 1, (r, d)
+        return
+    # 6.1, RX left in userspace (the default there): OpenSSL reads the
+    # KeyUpdate itself, but its answer would go out through the kernel
+    # under the old key. The shim refuses it and fails the connection.
+    assert me.p.returncode != 0, me.out
+    assert "KeyUpdate" in me.err and "failing this connection" in me.err
+    assert "Key has expired" in me.err  # EKEYEXPIRED reached the program
+    for c in parse_conns(other.out):
+        assert int(c["recv"]) < 2 * max(BIG // 8, 1 << 20)
+
+
+@pytest.mark.skipif(not KERNEL or REKEY,
+                    reason="only kernels that cannot rekey (6.1) fail here")
+@pytest.mark.parametrize("side", SIDES)
+def test_peer_key_update_without_rekey_fails_cleanly(side, certs,
+                                                     shim_config):
+    """tls13_rx_without_rekey = yes on 6.1: TLS 1.3 RX is in the kernel,
+    and the peer's first KeyUpdate must end the connection with a clear
+    error before any record under the next key is read."""
+    peer = "server" if side == "client" else "client"
+    cli, srv, d = run(certs, shim_config, side, peer,
+                      {"KTLS_SHIM_TLS13_RX_WITHOUT_REKEY": "yes"})
+    me = cli if side == "client" else srv
+    assert me.p.returncode != 0, me.out
+    assert "rx:shim" in me.err, me.err
+    assert "KeyUpdate from the peer: this kernel cannot take the next key" \
+        in me.err, me.err
+    assert "Key has expired" in me.err, me.err
+    # Nothing was decrypted under a wrong key: no decrypt errors at all.
+    assert d.get("TlsDecryptError", 0) == 0, d
