@@ -64,3 +64,32 @@ def test_sendfile_without_shim_would_leak_plaintext(certs, odd_file):
     assert srv.wait() != 0
     assert "wrong version number" in srv.err or "record" in srv.err, srv.err
 
+
+
+@pytest.mark.parametrize("tls", ["1.3"])  # a TX-only option: one version
+def test_sendfile_tx_zerocopy_ro_opt_in(tls, certs, shim_config, odd_file):
+    """tx_zerocopy_ro = yes: the shim asks for TLS_TX_ZEROCOPY_RO once TX
+    is in the kernel and reports what the kernel decided. Kernels since
+    5.19 (both VM kernels) accept it on software kTLS too, where it is
+    unused (only device offload reads the file pages in place); either way
+    the bytes must arrive intact through sendfile()."""
+    path, digest = odd_file
+    srv, port = serve(certs, tls)
+    before = tls_stat()
+    cli = Proc([XFER, "--role", "client", "--port", str(port), "--tls", tls,
+                "--sendfile", str(path), "--chunk", "1000000"],
+               shim_env(shim_config, KTLS_SHIM_TX_ZEROCOPY_RO="yes"))
+    assert cli.wait() == 0, cli.err
+    assert srv.wait() == 0, srv.err
+    (c,), (s,) = parse_conns(cli.out), parse_conns(srv.out)
+    assert c["sent_sha256"] == s["recv_sha256"] == digest
+    line = next(l for l in cli.err.splitlines() if " session fd=" in l)
+    summ = shim_summary(cli.err)
+    if KERNEL:
+        assert line.endswith(" tx_zerocopy_ro=on"), line
+        assert (f"sendfile_kernel_bytes={path.stat().st_size}"
+                in summ["rest"]), summ
+        assert delta(before, tls_stat())["TlsTxSw"] == 1
+    else:
+        # TX never reached the kernel: nothing to ask for.
+        assert "tx_zerocopy_ro" not in line, line
