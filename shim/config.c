@@ -21,6 +21,7 @@ void ktls_config_defaults(struct ktls_config *c)
 	c->versions = KTLS_VERSION_BIT_TLS12 | KTLS_VERSION_BIT_TLS13;
 	c->log_level = KTLS_LOG_WARN;
 	c->log_dest = KTLS_LOG_STDERR;
+	c->key_update_bytes = KTLS_KEY_UPDATE_AUTO;
 }
 
 static int parse_bool(const char *v, int *out)
@@ -122,6 +123,42 @@ static int parse_list(const char *key, const char *v, unsigned *out,
 	return 0;
 }
 
+/* auto | never | N[K|M|G|T], binary units, at least 1 MiB: a KeyUpdate
+ * every few records would be a denial of service on ourselves. */
+static int parse_key_update_bytes(const char *v, unsigned long long *out)
+{
+	if (strcmp(v, "auto") == 0) {
+		*out = KTLS_KEY_UPDATE_AUTO;
+		return 0;
+	}
+	if (strcmp(v, "never") == 0) {
+		*out = 0;
+		return 0;
+	}
+	unsigned long long n = 0;
+	const char *p = v;
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (1ull << 50))
+			return -1;
+		n = n * 10 + (unsigned)(*p - '0');
+	}
+	static const char units[] = "KMGT";
+	const char *u = *p ? strchr(units, *p) : NULL;
+	if (*p && (!u || p[1]))
+		return -1;
+	for (int i = u ? (int)(u - units) + 1 : 0; i > 0; i--) {
+		if (n > (1ull << 53))
+			return -1;
+		n <<= 10;
+	}
+	if (n < (1ull << 20) || n == KTLS_KEY_UPDATE_AUTO)
+		return -1;
+	*out = n;
+	return 0;
+}
+
 int ktls_config_set(struct ktls_config *c, const char *key, const char *value,
 		    char *err, size_t errlen)
 {
@@ -214,12 +251,29 @@ int ktls_config_set(struct ktls_config *c, const char *key, const char *value,
 		}
 		return 0;
 	}
+	if (strcmp(key, "key_update_bytes") == 0) {
+		if (parse_key_update_bytes(value, &c->key_update_bytes) == 0)
+			return 0;
+		snprintf(err, errlen,
+			 "key_update_bytes: expected auto, never or a size "
+			 "such as 64G (at least 1M), got '%.40s'",
+			 value);
+		return -1;
+	}
 	if (strcmp(key, "tls13_rx_without_rekey") == 0) {
 		if (parse_bool(value, &c->tls13_rx_without_rekey) == 0)
 			return 0;
 		snprintf(err, errlen,
 			 "tls13_rx_without_rekey: expected yes or no, got "
 			 "'%.40s'",
+			 value);
+		return -1;
+	}
+	if (strcmp(key, "tx_zerocopy_ro") == 0) {
+		if (parse_bool(value, &c->tx_zerocopy_ro) == 0)
+			return 0;
+		snprintf(err, errlen,
+			 "tx_zerocopy_ro: expected yes or no, got '%.40s'",
 			 value);
 		return -1;
 	}
@@ -427,7 +481,9 @@ int ktls_config_apply_env(struct ktls_config *c,
 		{ "KTLS_SHIM_LOG", "log" },
 		{ "KTLS_SHIM_ENGINE", "engine" },
 		{ "KTLS_SHIM_TLS13_RX_WITHOUT_REKEY", "tls13_rx_without_rekey" },
+		{ "KTLS_SHIM_KEY_UPDATE_BYTES", "key_update_bytes" },
 		{ "KTLS_SHIM_EBPF_LOAD", "ebpf_load" },
+		{ "KTLS_SHIM_TX_ZEROCOPY_RO", "tx_zerocopy_ro" },
 	};
 	char why[KTLS_CONFIG_ERRLEN];
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

@@ -18,6 +18,8 @@
 #define KTLS_ENGINE_AUTO 0
 #define KTLS_ENGINE_OPENSSL 1
 
+#define KTLS_KEY_UPDATE_AUTO (~0ull)
+
 #define KTLS_CONFIG_DEFAULT_PATH "/etc/ktls-preload.conf"
 #define KTLS_CONFIG_MAX_BYTES (1024 * 1024)
 #define KTLS_CONFIG_MAX_LINE 4096
@@ -36,7 +38,14 @@ struct ktls_config {
 	int engine;                /* KTLS_ENGINE_* */
 	int tls13_rx_without_rekey; /* move TLS 1.3 RX where a KeyUpdate
 				     * from the peer must fail the connection */
+	/* Bytes sent under one TLS 1.3 TX key before the shim sends a
+	 * KeyUpdate (kernels that can rekey). KTLS_KEY_UPDATE_AUTO: the
+	 * AEAD's limit (RFC 8446 5.5); 0: never. */
+	unsigned long long key_update_bytes;
 	int ebpf_load;             /* KTLS_EBPF_LOAD_*: see shim/bpf/autoload.h */
+	/* Ask the kernel for TLS_TX_ZEROCOPY_RO on moved TX (device offload
+	 * only; a file changed while in flight goes out as changed). */
+	int tx_zerocopy_ro;
 };
 
 enum { KTLS_EBPF_LOAD_NEVER = 0, KTLS_EBPF_LOAD_AUTO = 1 };

@@ -249,11 +249,24 @@ enum ktls_reason ktls_engine_move_rx13(SSL *s, int fd, struct ktls_fd *e,
 	return KTLS_R_MOVED;
 }
 
-void ktls_engine_settle(SSL *s, struct ktls_fd *e)
+/* RFC 8446 5.5: AES-GCM may protect 2^24.5 full records under one key;
+ * 2^38 bytes (256 GiB) stays below that. ChaCha20-Poly1305's limit is
+ * beyond any connection's life. */
+static uint64_t tx_budget(enum ktls_cipher kc)
+{
+	if (ktls_cfg.key_update_bytes != KTLS_KEY_UPDATE_AUTO)
+		return ktls_cfg.key_update_bytes;
+	return kc == KTLS_CIPHER_AES_128_GCM || kc == KTLS_CIPHER_AES_256_GCM
+		       ? 1ull << 38
+		       : 0;
+}
+
+void ktls_engine_settle(SSL *s, struct ktls_fd *e, enum ktls_cipher kc)
 {
 	struct ktls_keys *k = keys_of(s, 0);
 	if (!k)
 		return;
+	k->kc = kc;
 	uint32_t f = atomic_load(&e->flags);
 	int rekeys = ktls_engine_kernel_rekeys();
 	/* Kept only while the kernel may need the next key of a direction
@@ -271,6 +284,24 @@ void ktls_engine_settle(SSL *s, struct ktls_fd *e)
 		k->fd = (int)(e - ktls_fdtab);
 		atomic_store(&e->keys, (uintptr_t)k);
 	}
+	if (k->tx_len)
+		atomic_store(&e->tx_key_limit, tx_budget(kc));
+}
+
+void ktls_engine_key_update_due(SSL *s, int fd, struct ktls_fd *e,
+				int (*key_update)(SSL *, int))
+{
+	if (!(atomic_fetch_and(&e->flags, ~(uint32_t)KTLS_FD_REKEY_DUE) &
+	      KTLS_FD_REKEY_DUE) ||
+	    !ktls_engine_tx_rekey_ready(e))
+		return;
+	if (key_update(s, SSL_KEY_UPDATE_NOT_REQUESTED) != 1) {
+		/* A write waiting for its retry: next time. */
+		atomic_fetch_or(&e->flags, KTLS_FD_REKEY_DUE);
+		return;
+	}
+	ktls_dbg("fd=%d: %llu bytes under this TX key: KeyUpdate scheduled",
+		 fd, (unsigned long long)atomic_load(&e->tx_key_bytes));
 }
 
 /* Installs the next key of a direction after a KeyUpdate (kernel 6.14+). */
@@ -400,6 +431,7 @@ void ktls_engine_after_key_update_sent(int fd, struct ktls_fd *e)
 {
 	struct ktls_keys *k = keys_at(e);
 	if (k && rekey(fd, k, 0) == 0) {
+		atomic_store(&e->tx_key_bytes, 0);
 		ktls_dbg("fd=%d: TLS 1.3 KeyUpdate sent; next TX key installed",
 			 fd);
 		return;

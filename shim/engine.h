@@ -45,7 +45,13 @@ enum ktls_reason ktls_engine_move_rx13(SSL *s, int fd, struct ktls_fd *e,
 
 /* After the session is settled: wipes every secret not needed for a
  * future rekey (all of them where the kernel cannot rekey). */
-void ktls_engine_settle(SSL *s, struct ktls_fd *e);
+void ktls_engine_settle(SSL *s, struct ktls_fd *e, enum ktls_cipher kc);
+
+/* From the program's next SSL I/O call after the TX key's byte budget ran
+ * out (KTLS_FD_REKEY_DUE): asks OpenSSL for a KeyUpdate, which goes out
+ * with the next write and moves the kernel to the next key. */
+void ktls_engine_key_update_due(SSL *s, int fd, struct ktls_fd *e,
+				int (*key_update)(SSL *, int));
 
 /* recvmsg() on an fd whose RX the engine moved. */
 ssize_t ktls_engine_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,

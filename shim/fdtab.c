@@ -36,4 +36,6 @@ void ktls_fd_reset(struct ktls_fd *e)
 	atomic_store(&e->rx_bytes, 0);
 	atomic_store(&e->ssl, 0);
 	atomic_store(&e->keys, 0);
+	atomic_store(&e->tx_key_bytes, 0);
+	atomic_store(&e->tx_key_limit, 0);
 }

@@ -25,6 +25,7 @@ enum {
 	KTLS_FD_TX_TRIED = 1u << 7,
 	KTLS_FD_RX_TRIED = 1u << 8,
 	KTLS_FD_RX_SHIM = 1u << 9,   /* RX moved by the shim's engine */
+	KTLS_FD_REKEY_DUE = 1u << 10, /* TX key used up: send a KeyUpdate */
 };
 
 struct ktls_fd {
@@ -40,6 +41,9 @@ struct ktls_fd {
 	/* The engine's per-SSL secrets (engine.c) while a rekey may need
 	 * them; cleared when the SSL is freed and on close. */
 	_Atomic uintptr_t keys;
+	/* TLS 1.3 TX: bytes under the current key, and after how many the
+	 * shim sends a KeyUpdate (0: never). */
+	_Atomic uint64_t tx_key_bytes, tx_key_limit;
 };
 
 extern struct ktls_fd *ktls_fdtab;

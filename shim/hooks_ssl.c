@@ -111,9 +111,22 @@ IO_HOOK(int, SSL_accept, (SSL *s), (s))
 IO_HOOK(int, SSL_read, (SSL *s, void *b, int n), (s, b, n))
 IO_HOOK(int, SSL_read_ex, (SSL *s, void *b, size_t n, size_t *got),
 	(s, b, n, got))
-IO_HOOK(int, SSL_write, (SSL *s, const void *b, int n), (s, b, n))
-IO_HOOK(int, SSL_write_ex, (SSL *s, const void *b, size_t n, size_t *put),
-	(s, b, n, put))
+#define WRITE_HOOK(ret, fn, params, args)                                     \
+	ret fn params                                                         \
+	{                                                                     \
+		if (!on())                                                    \
+			return ktls_ossl.fn args;                             \
+		int saved_ = errno;                                           \
+		ktls_sess_before_write(s);                                    \
+		errno = saved_;                                               \
+		ret r = ktls_ossl.fn args;                                    \
+		AFTER_IO(s);                                                  \
+		return r;                                                     \
+	}
+
+WRITE_HOOK(int, SSL_write, (SSL *s, const void *b, int n), (s, b, n))
+WRITE_HOOK(int, SSL_write_ex, (SSL *s, const void *b, size_t n, size_t *put),
+	   (s, b, n, put))
 
 int SSL_key_update(SSL *s, int updatetype)
 {

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "fdtab.h"
+#include "gnutls_engine.h"
 #include "log.h"
 #include "ossl.h"
 #include "real.h"
@@ -103,9 +104,9 @@ __attribute__((constructor)) static void ktls_shim_ctor(void)
 
 __attribute__((destructor)) static void ktls_shim_dtor(void)
 {
-	/* Programs that never called into libssl have nothing to report:
-	 * with /etc/ld.so.preload, that is nearly every process. */
-	if (!atomic_load(&g_active) || !ktls_ossl.ok ||
+	/* Programs that never called into libssl or GnuTLS have nothing to
+	 * report: with /etc/ld.so.preload, that is nearly every process. */
+	if (!atomic_load(&g_active) || (!ktls_ossl.ok && !ktls_gts_used()) ||
 	    !ktls_log_enabled(KTLS_LOG_INFO))
 		return;
 	char line[900];

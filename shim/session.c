@@ -19,8 +19,9 @@
 #include "shim.h"
 #include "sendfile_emul.h"
 #include "stats.h"
+#include "policy.h"
 #include "register.h"
-#include "autoload.h"
+#include "zerocopy_ro.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
@@ -42,12 +43,6 @@ static int sock_fd(BIO *b)
 	return (int)ktls_ossl.BIO_ctrl(b, BIO_C_GET_FD, 0, NULL);
 }
 
-static unsigned version_bit(unsigned v)
-{
-	return v == KTLS_TLS12 ? KTLS_VERSION_BIT_TLS12
-	       : v == KTLS_TLS13 ? KTLS_VERSION_BIT_TLS13
-				 : 0;
-}
 
 static enum ktls_cipher cipher_of(SSL *s)
 {
@@ -176,18 +171,10 @@ static enum ktls_reason explain(struct ktls_fd *e, int fd, int rx,
 				unsigned version, enum ktls_cipher kc)
 {
 	unsigned f = atomic_load(&e->flags);
-	const struct ktls_cipher_desc *d = ktls_cipher_desc(kc);
+	enum ktls_reason p = ktls_policy_check(rx, version, kc);
 
-	if (!version_bit(version))
-		return KTLS_R_VERSION_UNSUPPORTED;
-	if (!d || (version == KTLS_TLS13 && !d->tls13_ok))
-		return KTLS_R_CIPHER_UNSUPPORTED;
-	if (!(ktls_cfg.versions & version_bit(version)))
-		return KTLS_R_VERSION_OFF;
-	if (!(ktls_cfg.directions & (rx ? KTLS_DIR_RX : KTLS_DIR_TX)))
-		return KTLS_R_DIRECTION_OFF;
-	if (!(ktls_cfg.ciphers & KTLS_CIPHER_BIT(kc)))
-		return KTLS_R_CIPHER_OFF;
+	if (p != KTLS_R_MOVED)
+		return p;
 	if (!ktls_ossl.modern)
 		return KTLS_R_LIB_NO_KTLS;
 	if ((f & KTLS_FD_ULP_TRIED) && !(f & KTLS_FD_ULP))
@@ -224,21 +211,6 @@ static enum ktls_reason verify(int fd, int dir, int lib_says, unsigned version,
 	if (!lib_says && k != 1)
 		return KTLS_R_LIB_DECLINED; /* consistent; caller explains */
 	return KTLS_R_VERIFY_FAILED;
-}
-
-/* eBPF accounting (shim/bpf/register.h): loads it first where allowed
- * (autoload.h), and says once, in one line, why stats are off. */
-static void bpf_register(int fd, unsigned version, unsigned cipher, int tx,
-			 int rx)
-{
-	static _Atomic int said;
-	const char *not_here = ktls_bpf_autoload();
-	int err = ktls_bpf_register(fd, version, cipher, tx, rx);
-	if (err && err != EAGAIN && !atomic_exchange(&said, 1))
-		ktls_dbg("ebpf stats off: %s%s%s",
-			 err == ENOENT ? "not loaded (ktls-shim-stats load)"
-				       : strerror(err),
-			 not_here ? "; " : "", not_here ? not_here : "");
 }
 
 static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
@@ -291,11 +263,20 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 	ktls_stats_session(r[0], r[1]);
 	if (rx_shim && r[1] == KTLS_R_MOVED)
 		atomic_fetch_add(&ktls_stats.rx_shim, 1);
-	ktls_engine_settle(s, e);
+	ktls_engine_settle(s, e, kc);
 	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_note, NOTE_FINAL);
 	if (r[0] == KTLS_R_MOVED || r[1] == KTLS_R_MOVED)
-		bpf_register(fd, version, d ? d->kernel_type : 0,
+		ktls_policy_bpf_register(fd, version, d ? d->kernel_type : 0,
 			     r[0] == KTLS_R_MOVED, r[1] == KTLS_R_MOVED);
+
+	/* Opt-in, after TX is settled in the kernel; a refusal changes
+	 * nothing but the line below. */
+	char zc_buf[48];
+	const char *zc = "";
+	if (ktls_cfg.tx_zerocopy_ro && r[0] == KTLS_R_MOVED && !poison)
+		zc = ktls_tx_zerocopy_ro_name(
+			ktls_tx_zerocopy_ro(&ktls_sockops_sys, fd), zc_buf,
+			sizeof(zc_buf));
 
 	const SSL_CIPHER *c = ktls_ossl.SSL_get_current_cipher(s);
 	if (poison)
@@ -304,12 +285,13 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 			 "connection",
 			 fd, lib_tx, lib_rx);
 	ktls_dbg("session fd=%d %s %s tx=%s rx=%s engine=%s "
-		 "verified=getsockopt",
+		 "verified=getsockopt%s%s",
 		 fd, ktls_version_name((uint16_t)version),
 		 c ? ktls_ossl.SSL_CIPHER_get_name(c) : "none",
 		 r[0] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[0]),
 		 r[1] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[1]),
-		 rx_shim ? "openssl,rx:shim" : "openssl");
+		 rx_shim ? "openssl,rx:shim" : "openssl",
+		 *zc ? " tx_zerocopy_ro=" : "", zc);
 }
 
 static void note_non_socket(SSL *s)
@@ -343,6 +325,18 @@ void ktls_sess_after_io(SSL *s)
 		handshake_done(s, 0);
 }
 
+void ktls_sess_before_write(SSL *s)
+{
+	/* Only here: the KeyUpdate goes out with this very write. Scheduled
+	 * anywhere else, it could be left pending, and OpenSSL refuses
+	 * SSL_shutdown() while it is. */
+	int fd = sock_fd(ktls_ossl.SSL_get_wbio(s));
+	struct ktls_fd *e = ktls_fd_tracked(fd);
+	if (e && (atomic_load_explicit(&e->flags, memory_order_relaxed) &
+		  KTLS_FD_REKEY_DUE))
+		ktls_engine_key_update_due(s, fd, e, ktls_ossl.SSL_key_update);
+}
+
 void ktls_sess_count(struct ktls_fd *e, enum ktls_io io, size_t bytes)
 {
 	uint32_t bit = io == KTLS_IO_WRITE ? KTLS_FD_TX : KTLS_FD_RX;
@@ -354,6 +348,12 @@ void ktls_sess_count(struct ktls_fd *e, enum ktls_io io, size_t bytes)
 				  bytes, memory_order_relaxed);
 	atomic_fetch_add_explicit(&ktls_stats.bytes[io == KTLS_IO_WRITE ? 0 : 1],
 				  bytes, memory_order_relaxed);
+	uint64_t lim;
+	if (io == KTLS_IO_WRITE &&
+	    (lim = atomic_load_explicit(&e->tx_key_limit,
+					memory_order_relaxed)) &&
+	    atomic_fetch_add(&e->tx_key_bytes, bytes) + bytes >= lim)
+		atomic_fetch_or(&e->flags, KTLS_FD_REKEY_DUE);
 }
 
 int ktls_sess_send_refused(struct ktls_fd *e)
@@ -423,7 +423,7 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 	atomic_fetch_or(&e->flags,
 			KTLS_FD_TLS | (rx ? KTLS_FD_RX_TRIED : KTLS_FD_TX_TRIED));
 	if (!(ktls_cfg.directions & (rx ? KTLS_DIR_RX : KTLS_DIR_TX)) ||
-	    !(ktls_cfg.versions & version_bit(hdr.version)) ||
+	    !(ktls_cfg.versions & ktls_version_bit(hdr.version)) ||
 	    kc == KTLS_CIPHER_NONE || !(ktls_cfg.ciphers & KTLS_CIPHER_BIT(kc))) {
 		/* OpenSSL treats any failure here as "stay in userspace";
 		 * explain() later names the config key that said no. */

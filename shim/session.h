@@ -30,6 +30,10 @@ ktls_info_cb ktls_sess_get_info_cb(const SSL *s);
 /* After an SSL I/O call: finalises a handshake the callback missed. */
 void ktls_sess_after_io(SSL *s);
 
+/* Before SSL_write/_ex: sends a KeyUpdate first when the TX key's byte
+ * budget ran out. */
+void ktls_sess_before_write(SSL *s);
+
 /* 0 when the program may ask for a TLS 1.3 KeyUpdate on this session. */
 int ktls_sess_key_update_ok(SSL *s);
 

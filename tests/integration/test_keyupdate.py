@@ -132,3 +132,77 @@ def test_peer_key_update_without_rekey_fails_cleanly(side, certs,
     assert "Key has expired" in me.err, me.err
     # Nothing was decrypted under a wrong key: no decrypt errors at all.
     assert d.get("TlsDecryptError", 0) == 0, d
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_shim_key_update_at_byte_budget(side, certs, shim_config):
+    """key_update_bytes: after that many bytes under one TX key the shim
+    has OpenSSL send a KeyUpdate (AES-GCM's limit, RFC 8446 5.5, by
+    default; 1M here so a test sees several). Only where the kernel can
+    take the next key; elsewhere nothing is sent and nothing breaks."""
+    size = 8 * (1 << 20)
+    before = tls_stat()
+    peer = "server" if side == "client" else "client"
+
+    def argv(role, port):
+        a = [XFER, "--role", role, "--port", str(port), "--tls", "1.3",
+             "--cipher", "TLS_AES_128_GCM_SHA256",
+             "--send", str(size if role == side else 1 << 20)]
+        if role == "server":
+            a += ["--cert", certs["ec"][0], "--key", certs["ec"][1]]
+        return a
+
+    env = {side: shim_env(shim_config, KTLS_SHIM_KEY_UPDATE_BYTES="1M"),
+           peer: plain_env()}
+    srv = Proc(argv("server", 0), env["server"])
+    cli = Proc(argv("client", srv.read_port()), env["client"])
+    cli.wait(), srv.wait()
+    intact(cli, srv)
+    d = delta(before, tls_stat())
+    me = cli if side == "client" else srv
+    r = rekeys(me)
+    if REKEY:
+        # One KeyUpdate per MiB sent, give or take the write in flight.
+        assert 6 <= r["rekeys_tx"] <= 8, me.err
+        assert d.get("TlsTxRekeyOk", 0) == r["rekeys_tx"], d
+        assert me.err.count("KeyUpdate scheduled") == r["rekeys_tx"]
+    else:
+        assert r["rekeys_tx"] == 0 and "KeyUpdate scheduled" not in me.err
+
+
+ABORT = __import__("os").path.join(__import__("os").path.dirname(__file__),
+                                   "pyssl_abort.py")
+
+
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+def test_abortive_close_by_peer(tls, certs, shim_config):
+    """The peer resets the connection (no close_notify) while the shimmed
+    side, with RX in the kernel where it can be, still reads: the program
+    sees the error OpenSSL gives without the shim (SSL_ERROR_SYSCALL with
+    ECONNRESET, or an unexpected EOF), never a decrypt error or garbage."""
+    import sys
+    outcomes = {}
+    for shimmed in (False, True):
+        before = tls_stat()
+        srv = Proc([sys.executable, ABORT, "--cert", certs["ec"][0],
+                    "--key", certs["ec"][1], "--send", str(4 << 20),
+                    "--tls", tls], plain_env())
+        port = srv.read_port()
+        cli = Proc([XFER, "--role", "client", "--port", str(port), "--tls",
+                    tls, "--send", "1"],
+                   shim_env(shim_config) if shimmed else plain_env())
+        rc = cli.wait()
+        assert srv.wait() == 0, srv.err
+        d = delta(before, tls_stat())
+        assert rc != 0, cli.out  # a reset is never a clean end
+        err = cli.err
+        ok = ("SSL_get_error=5 errno=104" in err
+              or "unexpected eof while reading" in err)
+        assert ok, err
+        assert "bad record mac" not in err and "decrypt" not in err, err
+        assert d.get("TlsDecryptError", 0) == 0, d
+        if shimmed and KERNEL:
+            # It was a kernel session that saw the reset.
+            assert d.get("TlsRxSw", 0) == (tls == "1.2" or REKEY), d
+        outcomes[shimmed] = ok
+    assert outcomes[True] == outcomes[False]

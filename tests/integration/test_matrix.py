@@ -170,6 +170,18 @@ def test_tls13_rx_engine(case, role, engine, certs, shim_config):
 def test_shim_client_vs_gnutls_echo(case, certs, shim_config):
     """GnuTLS, a second TLS implementation, echoes what we send: our TX and
     RX both cross it, and the echo must hash like what we sent."""
+    gnutls_echo(case, certs, shim_config)
+
+
+@pytest.mark.parametrize("case", TLS13_MOVABLE,
+                         ids=[f"tls{v}-{c}" for v, c, *_ in TLS13_MOVABLE])
+def test_tls13_rx_engine_vs_gnutls_echo(case, certs, shim_config):
+    """The shim's TLS 1.3 RX engine, forced on where the kernel cannot
+    rekey, against GnuTLS."""
+    gnutls_echo(case, certs, shim_config, engine="auto-without-rekey")
+
+
+def gnutls_echo(case, certs, shim_config, engine="auto"):
     assert shutil.which("gnutls-serv"), "gnutls-bin is not installed"
     version, cipher, gnutls_cipher, tx, rx = case
     port = free_port()
@@ -186,7 +198,7 @@ def test_shim_client_vs_gnutls_echo(case, certs, shim_config):
         size = BIG // 4
         cli = Proc(xfer("client", port, version, cipher, size, certs,
                         ["--recv-until", str(size), "--text"]),
-                   shim_env(shim_config))
+                   shim_env(shim_config, **ENGINE_ENV[engine]))
         assert cli.wait() == 0, cli.err
     finally:
         srv.p.terminate()
@@ -194,5 +206,5 @@ def test_shim_client_vs_gnutls_echo(case, certs, shim_config):
     (c,) = parse_conns(cli.out)
     assert int(c["sent"]) == int(c["recv"]) == size
     assert c["sent_sha256"] == c["recv_sha256"]
-    a, b = check_shimmed(cli, c, version, cipher, tx, rx)
+    a, b = check_shimmed(cli, c, version, cipher, tx, rx, engine)
     check_stat(before, a, b)

@@ -254,3 +254,39 @@ def test_fork_after_move_and_exec(certs, shim_config):
     assert sorted(summaries) == sorted([
         ("python3.11", "1", "1" if KERNEL else "0"),
         ("python3.11", "0", "0")]), py.stderr
+
+
+def test_python_https_file_server(certs, shim_config, workdir):
+    """CPython's http.server over ssl (no sendfile(): its writes go through
+    SSL_write, which the kernel encrypts once TX has moved) serving curl
+    over TLS 1.3 and 1.2: bytes intact, sessions moved."""
+    (workdir / "www").mkdir(exist_ok=True)
+    path = workdir / "www" / "pyhttpd.bin"
+    digest = make_file(path, BIG // 4, seed=8)
+    before = tls_stat()
+    srv = Proc([PY, os.path.join(HERE, "pyssl_httpd.py"), "--dir",
+                str(path.parent), "--cert", certs["ec"][0], "--key",
+                certs["ec"][1], "--requests", "2"], shim_env(shim_config))
+    port = srv.read_port()
+    for tls in ("1.3", "1.2"):
+        out = workdir / f"pyhttpd-{tls}.out"
+        r = subprocess.run(["curl", "-sS", "-k", f"--tlsv{tls}", "--tls-max",
+                            tls, "-o", str(out),
+                            f"https://127.0.0.1:{port}/{path.name}"],
+                           env=plain_env(), capture_output=True, text=True,
+                           timeout=900)
+        assert r.returncode == 0, r.stderr
+        assert sha256_file(out) == digest
+    assert srv.wait() == 0, srv.err
+    sess = shim_sessions(srv.err)
+    assert sorted(s["version"] for s in sess) == ["TLSv1.2", "TLSv1.3"]
+    summ = shim_summary(srv.err)
+    assert "sendfile" not in summ["rest"], summ  # none was called
+    d = delta(before, tls_stat())
+    if KERNEL:
+        assert all(s["tx"] == "kernel" for s in sess), srv.err
+        assert summ["bytes_tx"] >= 2 * (BIG // 4)
+        assert d["TlsTxSw"] == 2, d
+    else:
+        assert all(s["tx"] == "kernel-has-no-tls" for s in sess), srv.err
+        assert summ["tx_kernel"] == 0

@@ -1091,3 +1091,85 @@ Test(config, ebpf_load_values)
 	cr_assert(starts_with(err, "KTLS_SHIM_EBPF_LOAD: "), "%s", err);
 	cr_assert_not_null(strstr(err, "sometimes"), "%s", err);
 }
+
+/* ---- engine, tls13_rx_without_rekey -------------------------------------- */
+
+Test(config, engine_values)
+{
+	cr_assert_eq(cfg.engine, KTLS_ENGINE_AUTO);
+	set_ok("engine", "openssl");
+	cr_assert_eq(cfg.engine, KTLS_ENGINE_OPENSSL);
+	set_ok("engine", "auto");
+	cr_assert_eq(cfg.engine, KTLS_ENGINE_AUTO);
+	/* "shim" (the shim's engine for every direction) is not built yet:
+	 * refused by name rather than silently treated as auto. */
+	set_bad("engine", "shim", "shim");
+	set_bad("engine", "", "");
+	cr_assert_eq(cfg.engine, KTLS_ENGINE_AUTO);
+	struct ktls_prog p = { .exe_name = "nginx", .path = "/usr/sbin/nginx",
+			       .argv0_name = "nginx" };
+	cr_assert_eq(parse("f.conf", "[program nginx]\nengine = openssl\n", &p),
+		     0, "%s", err);
+	cr_assert_eq(cfg.engine, KTLS_ENGINE_OPENSSL);
+	static const char *const env[] = { "KTLS_SHIM_ENGINE", "auto", NULL };
+	cr_assert_eq(apply_env(env), 0, "%s", err);
+	cr_assert_eq(cfg.engine, KTLS_ENGINE_AUTO);
+	static const char *const bad[] = { "KTLS_SHIM_ENGINE", "gnutls", NULL };
+	cr_assert_eq(apply_env(bad), -1);
+	cr_assert(starts_with(err, "KTLS_SHIM_ENGINE: "), "%s", err);
+}
+
+Test(config, tls13_rx_without_rekey_values)
+{
+	/* Off by default: on kernels without rekey a KeyUpdate from the peer
+	 * would end a connection that userspace TLS keeps. */
+	cr_assert_eq(cfg.tls13_rx_without_rekey, 0);
+	set_ok("tls13_rx_without_rekey", "yes");
+	cr_assert_eq(cfg.tls13_rx_without_rekey, 1);
+	set_ok("tls13_rx_without_rekey", "off");
+	cr_assert_eq(cfg.tls13_rx_without_rekey, 0);
+	set_bad("tls13_rx_without_rekey", "maybe", "maybe");
+	static const char *const env[] = { "KTLS_SHIM_TLS13_RX_WITHOUT_REKEY",
+					   "1", NULL };
+	cr_assert_eq(apply_env(env), 0, "%s", err);
+	cr_assert_eq(cfg.tls13_rx_without_rekey, 1);
+}
+
+Test(config, tx_zerocopy_ro_values)
+{
+	/* Off by default: with it a file changed while in flight goes out
+	 * as changed. */
+	cr_assert_eq(cfg.tx_zerocopy_ro, 0);
+	set_ok("tx_zerocopy_ro", "yes");
+	cr_assert_eq(cfg.tx_zerocopy_ro, 1);
+	set_ok("tx_zerocopy_ro", "no");
+	cr_assert_eq(cfg.tx_zerocopy_ro, 0);
+	set_bad("tx_zerocopy_ro", "always", "always");
+	static const char *const env[] = { "KTLS_SHIM_TX_ZEROCOPY_RO", "on",
+					   NULL };
+	cr_assert_eq(apply_env(env), 0, "%s", err);
+	cr_assert_eq(cfg.tx_zerocopy_ro, 1);
+}
+
+Test(config, key_update_bytes_values)
+{
+	cr_assert_eq(cfg.key_update_bytes, KTLS_KEY_UPDATE_AUTO);
+	set_ok("key_update_bytes", "never");
+	cr_assert_eq(cfg.key_update_bytes, 0);
+	set_ok("key_update_bytes", "64G");
+	cr_assert_eq(cfg.key_update_bytes, 64ull << 30);
+	set_ok("key_update_bytes", "1M");
+	cr_assert_eq(cfg.key_update_bytes, 1ull << 20);
+	set_ok("key_update_bytes", "3000000");
+	cr_assert_eq(cfg.key_update_bytes, 3000000ull);
+	set_ok("key_update_bytes", "auto");
+	cr_assert_eq(cfg.key_update_bytes, KTLS_KEY_UPDATE_AUTO);
+	/* Too small to be anything but a mistake, or not a size at all. */
+	static const char *const bad[] = { "1K",   "1048575", "",	 "-1",
+					   "1MB",  "1 M",     "M",	 "1.5G",
+					   "99999999999999999999", "16777216T",
+					   "0x100000" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		set_bad("key_update_bytes", bad[i], "key_update_bytes");
+	cr_assert_eq(cfg.key_update_bytes, KTLS_KEY_UPDATE_AUTO);
+}

@@ -1,0 +1,49 @@
+#define _GNU_SOURCE
+#include "policy.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "autoload.h"
+#include "config.h"
+#include "log.h"
+#include "register.h"
+#include "shim.h"
+
+unsigned ktls_version_bit(unsigned v)
+{
+	return v == KTLS_TLS12 ? KTLS_VERSION_BIT_TLS12
+	       : v == KTLS_TLS13 ? KTLS_VERSION_BIT_TLS13
+				 : 0;
+}
+
+enum ktls_reason ktls_policy_check(int rx, unsigned version,
+				   enum ktls_cipher kc)
+{
+	const struct ktls_cipher_desc *d = ktls_cipher_desc(kc);
+	if (!ktls_version_bit(version))
+		return KTLS_R_VERSION_UNSUPPORTED;
+	if (!d || (version == KTLS_TLS13 && !d->tls13_ok))
+		return KTLS_R_CIPHER_UNSUPPORTED;
+	if (!(ktls_cfg.versions & ktls_version_bit(version)))
+		return KTLS_R_VERSION_OFF;
+	if (!(ktls_cfg.directions & (rx ? KTLS_DIR_RX : KTLS_DIR_TX)))
+		return KTLS_R_DIRECTION_OFF;
+	if (!(ktls_cfg.ciphers & KTLS_CIPHER_BIT(kc)))
+		return KTLS_R_CIPHER_OFF;
+	return KTLS_R_MOVED;
+}
+
+void ktls_policy_bpf_register(int fd, unsigned version, unsigned cipher_type,
+			      int tx, int rx)
+{
+	static _Atomic int said;
+	const char *not_here = ktls_bpf_autoload();
+	int err = ktls_bpf_register(fd, version, cipher_type, tx, rx);
+	if (err && err != EAGAIN && !atomic_exchange(&said, 1))
+		ktls_dbg("ebpf stats off: %s%s%s",
+			 err == ENOENT ? "not loaded (ktls-shim-stats load)"
+				       : strerror(err),
+			 not_here ? "; " : "", not_here ? not_here : "");
+}

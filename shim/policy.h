@@ -1,0 +1,27 @@
+/*
+ * What both engines (OpenSSL's, session.c, and GnuTLS's, gnutls_engine.c)
+ * ask before and after moving a session: may this version, cipher and
+ * direction move at all (the config and the cipher table; no syscall), and
+ * the eBPF registration of what did move.
+ */
+#ifndef KTLS_SHIM_POLICY_H
+#define KTLS_SHIM_POLICY_H
+
+#include "cipher.h"
+#include "reason.h"
+
+/* KTLS_VERSION_BIT_* for 0x0303/0x0304, 0 for anything else. */
+unsigned ktls_version_bit(unsigned version);
+
+/* KTLS_R_MOVED when nothing in the config or the cipher table stops this
+ * direction; otherwise the reason, in the order the log reports them. */
+enum ktls_reason ktls_policy_check(int rx, unsigned version,
+				   enum ktls_cipher kc);
+
+/* eBPF accounting (shim/bpf/register.h) of a moved socket: loads the
+ * programs first where allowed (autoload.h), and says once, in one debug
+ * line, why stats are off. */
+void ktls_policy_bpf_register(int fd, unsigned version, unsigned cipher_type,
+			      int tx, int rx);
+
+#endif
