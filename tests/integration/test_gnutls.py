@@ -234,6 +234,7 @@ def test_nbd_copy_over_tls(op, shimmed, nbd_setup, shim_config, workdir):
     srv.p.wait(timeout=30)
     assert r.returncode == 0, r.stderr
     assert sha256_file(target) == digest
+    target.unlink()  # the VM's /tmp is memory
     sess = sessions_of(log)
     assert sess, log.read_text() if log.exists() else "no shim log"
     for s in sess:

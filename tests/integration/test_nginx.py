@@ -78,6 +78,8 @@ def nginx(workdir, certs, shim_config):
         if proc.p.poll() is None:
             proc.p.send_signal(signal.SIGQUIT)  # graceful: summaries
             proc.wait(timeout=120)
+        # The VM's /tmp is memory: later modules need the room.
+        shutil.rmtree(d / "www", ignore_errors=True)
 
 
 def make_stamped_sparse(path, size):
