@@ -87,6 +87,52 @@ ktls_keylog_cb SSL_CTX_get_keylog_callback(const SSL_CTX *ctx)
 		    : ktls_ossl.SSL_CTX_get_keylog_callback(ctx);
 }
 
+uint64_t SSL_CTX_get_options(const SSL_CTX *ctx)
+{
+	if (!on())
+		return ktls_ossl.SSL_CTX_get_options(ctx);
+	return ktls_sess_options((SSL_CTX *)ctx, NULL, 0, 0);
+}
+
+uint64_t SSL_get_options(const SSL *s)
+{
+	if (!on())
+		return ktls_ossl.SSL_get_options(s);
+	return ktls_sess_options(NULL, (SSL *)s, 0, 0);
+}
+
+uint64_t SSL_CTX_set_options(SSL_CTX *ctx, uint64_t op)
+{
+	if (!on())
+		return ktls_ossl.SSL_CTX_set_options(ctx, op);
+	return op ? ktls_sess_options(ctx, NULL, op, 0)
+		  : ktls_sess_options(ctx, NULL, 0, 0);
+}
+
+uint64_t SSL_set_options(SSL *s, uint64_t op)
+{
+	if (!on())
+		return ktls_ossl.SSL_set_options(s, op);
+	return op ? ktls_sess_options(NULL, s, op, 0)
+		  : ktls_sess_options(NULL, s, 0, 0);
+}
+
+uint64_t SSL_CTX_clear_options(SSL_CTX *ctx, uint64_t op)
+{
+	if (!on())
+		return ktls_ossl.SSL_CTX_clear_options(ctx, op);
+	return op ? ktls_sess_options(ctx, NULL, 0, op)
+		  : ktls_sess_options(ctx, NULL, 0, 0);
+}
+
+uint64_t SSL_clear_options(SSL *s, uint64_t op)
+{
+	if (!on())
+		return ktls_ossl.SSL_clear_options(s, op);
+	return op ? ktls_sess_options(NULL, s, 0, op)
+		  : ktls_sess_options(NULL, s, 0, 0);
+}
+
 /* errno is the program's: what the real call left must survive us. */
 #define AFTER_IO(s)                                                           \
 	do {                                                                  \

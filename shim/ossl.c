@@ -66,6 +66,9 @@ static void bind_all(void)
 	SSLSYM(SSL_CTX_get_info_callback);
 	SSLSYM(SSL_set_info_callback);
 	SSLSYM(SSL_get_info_callback);
+	SSLSYM(SSL_CTX_get_options);
+	SSLSYM(SSL_CTX_clear_options);
+	SSLSYM(SSL_clear_options);
 	SSLSYM(SSL_CTX_set_keylog_callback);
 	SSLSYM(SSL_CTX_get_keylog_callback);
 	SSLSYM(SSL_has_pending);
@@ -115,6 +118,12 @@ static void bind_all(void)
 			ktls_engine_ex_free);
 		ktls_ossl.ctx_ex_keylog = ktls_ossl.CRYPTO_get_ex_new_index(
 			CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, NULL);
+		ktls_ossl.ctx_ex_hidden = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, NULL);
+		ktls_ossl.ex_hidden = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+		if (ktls_ossl.ctx_ex_hidden < 0 || ktls_ossl.ex_hidden < 0)
+			ktls_ossl.ok = 0;
 		if (ktls_ossl.ex_note < 0 || ktls_ossl.ex_cb < 0 ||
 		    ktls_ossl.ctx_ex_cb < 0 || ktls_ossl.ex_fd < 0 ||
 		    ktls_ossl.ex_keys < 0 || ktls_ossl.ctx_ex_keylog < 0)

@@ -31,6 +31,9 @@ struct ktls_ossl {
 	__typeof__(SSL_CTX_get_info_callback) *SSL_CTX_get_info_callback;
 	__typeof__(SSL_set_info_callback) *SSL_set_info_callback;
 	__typeof__(SSL_get_info_callback) *SSL_get_info_callback;
+	__typeof__(SSL_CTX_get_options) *SSL_CTX_get_options;
+	__typeof__(SSL_CTX_clear_options) *SSL_CTX_clear_options;
+	__typeof__(SSL_clear_options) *SSL_clear_options;
 	__typeof__(SSL_CTX_set_keylog_callback) *SSL_CTX_set_keylog_callback;
 	__typeof__(SSL_CTX_get_keylog_callback) *SSL_CTX_get_keylog_callback;
 	/* helpers */
@@ -72,6 +75,8 @@ struct ktls_ossl {
 			 * the SSL is freed (BIO_free of an SSL BIO too) */
 	int ex_keys;    /* SSL ex_data: the engine's secrets (engine.c) */
 	int ctx_ex_keylog; /* SSL_CTX ex_data: the program's keylog callback */
+	int ctx_ex_hidden; /* SSL_CTX/SSL ex_data: SSL_OP_ENABLE_KTLS is ours, */
+	int ex_hidden;     /* not the program's: *_get_options() hide it */
 };
 
 extern struct ktls_ossl ktls_ossl;

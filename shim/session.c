@@ -102,12 +102,20 @@ static void info_cb(const SSL *cs, int where, int ret)
 		cb(cs, where, ret);
 }
 
+#define HIDDEN ((void *)1)
+
 void ktls_sess_on_ctx_new(SSL_CTX *ctx)
 {
 	/* OpenSSL >= 3.0 installs the keys itself once asked, and every SSL
-	 * made from this context (BIO_new_ssl included) inherits it. */
-	if (want_ktls())
+	 * made from this context (BIO_new_ssl included) inherits it. The
+	 * program does not see the option (ktls_sess_options): programs and
+	 * test suites compare their options with what they set. */
+	if (want_ktls() &&
+	    !(ktls_ossl.SSL_CTX_get_options(ctx) & SSL_OP_ENABLE_KTLS)) {
 		ktls_ossl.SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+		ktls_ossl.SSL_CTX_set_ex_data(ctx, ktls_ossl.ctx_ex_hidden,
+					      HIDDEN);
+	}
 	ktls_ossl.SSL_CTX_set_info_callback(ctx, info_cb);
 	ktls_engine_on_ctx_new(ctx);
 }
@@ -115,8 +123,18 @@ void ktls_sess_on_ctx_new(SSL_CTX *ctx)
 void ktls_sess_on_new(SSL *s)
 {
 	/* For contexts made before the shim was active. */
-	if (want_ktls())
-		ktls_ossl.SSL_set_options(s, SSL_OP_ENABLE_KTLS);
+	if (want_ktls()) {
+		SSL_CTX *ctx = ktls_ossl.SSL_get_SSL_CTX(s);
+		int hide = ctx && ktls_ossl.SSL_CTX_get_ex_data(
+					  ctx, ktls_ossl.ctx_ex_hidden) == HIDDEN;
+		if (!(ktls_ossl.SSL_get_options(s) & SSL_OP_ENABLE_KTLS)) {
+			ktls_ossl.SSL_set_options(s, SSL_OP_ENABLE_KTLS);
+			hide = 1;
+		}
+		if (hide)
+			ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_hidden,
+						  HIDDEN);
+	}
 	if (ktls_ossl.SSL_get_info_callback(s) != info_cb &&
 	    ktls_ossl.SSL_CTX_get_info_callback(ktls_ossl.SSL_get_SSL_CTX(s)) !=
 		    info_cb)
@@ -597,4 +615,30 @@ ssize_t ktls_sess_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,
 	if (n > 0 && (type < 0 || type == TLS_CT_APPLICATION_DATA))
 		ktls_sess_count(e, KTLS_IO_READ, (size_t)n);
 	return n;
+}
+
+uint64_t ktls_sess_options(SSL_CTX *ctx, SSL *s, uint64_t set, uint64_t clear)
+{
+	/* The program naming the option, either way, makes it its own. */
+	if ((set | clear) & SSL_OP_ENABLE_KTLS) {
+		if (ctx)
+			ktls_ossl.SSL_CTX_set_ex_data(ctx, ktls_ossl.ctx_ex_hidden,
+						      NULL);
+		else
+			ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_hidden, NULL);
+	}
+	uint64_t r;
+	if (ctx)
+		r = set     ? ktls_ossl.SSL_CTX_set_options(ctx, set)
+		    : clear ? ktls_ossl.SSL_CTX_clear_options(ctx, clear)
+			    : ktls_ossl.SSL_CTX_get_options(ctx);
+	else
+		r = set     ? ktls_ossl.SSL_set_options(s, set)
+		    : clear ? ktls_ossl.SSL_clear_options(s, clear)
+			    : ktls_ossl.SSL_get_options(s);
+	int hidden = ctx ? ktls_ossl.SSL_CTX_get_ex_data(
+				   ctx, ktls_ossl.ctx_ex_hidden) == HIDDEN
+			 : ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_hidden) ==
+				   HIDDEN;
+	return hidden ? r & ~(uint64_t)SSL_OP_ENABLE_KTLS : r;
 }

@@ -27,6 +27,13 @@ ktls_info_cb ktls_sess_get_ctx_info_cb(const SSL_CTX *ctx);
 void ktls_sess_set_info_cb(SSL *s, ktls_info_cb cb);
 ktls_info_cb ktls_sess_get_info_cb(const SSL *s);
 
+/*
+ * SSL_CTX_{get,set,clear}_options and SSL_*: the real call (ctx or s;
+ * set, else clear, else get), with SSL_OP_ENABLE_KTLS left out of the
+ * answer when the shim, not the program, turned it on.
+ */
+uint64_t ktls_sess_options(SSL_CTX *ctx, SSL *s, uint64_t set, uint64_t clear);
+
 /* After an SSL I/O call: finalises a handshake the callback missed. */
 void ktls_sess_after_io(SSL *s);
 

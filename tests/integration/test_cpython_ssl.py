@@ -1,0 +1,44 @@
+"""CPython's own test_ssl (Debian package libpython3.11-testsuite), with
+and without the shim: the same tests must pass and fail. It exercises
+OpenSSL's API the way a large real program does (options, callbacks,
+non-blocking I/O, unwrap, session reuse, SNI, ALPN...), and in the VM ~200
+of its sessions move into the kernel under the shim."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import KERNEL, plain_env, shim_env, shim_summary
+
+TEST_SSL = "/usr/lib/python3.11/test/test_ssl.py"
+
+
+def run_test_ssl(env, workdir, name):
+    r = subprocess.run(["/usr/bin/python3", "-m", "test", "-v", "test_ssl"],
+                       env=env, cwd=str(workdir), capture_output=True,
+                       text=True, timeout=900)
+    out = r.stdout + r.stderr
+    bad = set(re.findall(r"^(?:FAIL|ERROR): (\S+ \(\S+\))", out, re.M))
+    ran = re.search(r"^Ran (\d+) tests", out, re.M)
+    assert ran, f"{name}: test_ssl did not run:\n{out[-3000:]}"
+    return r.returncode, bad, int(ran.group(1)), out
+
+
+def test_cpython_test_ssl_same_results(shim_config, workdir):
+    assert os.path.exists(TEST_SSL), \
+        "libpython3.11-testsuite is not installed (scripts/install-deps)"
+    rc0, bad0, n0, _ = run_test_ssl(plain_env(), workdir, "plain")
+    env = shim_env(shim_config, KTLS_SHIM_LOG_LEVEL="info")
+    rc1, bad1, n1, out = run_test_ssl(env, workdir, "shimmed")
+    assert n1 == n0
+    assert bad1 == bad0, (sorted(bad1 - bad0), sorted(bad0 - bad1))
+    assert rc1 == rc0, out[-3000:]
+    summ = shim_summary(out)
+    assert summ["sessions"] >= 100, summ
+    if KERNEL:
+        # Most of its connections are TCP sockets the kernel takes over.
+        assert summ["tx_kernel"] >= 100, summ
+        assert summ["rx_kernel"] >= 10, summ
+    else:
+        assert summ["tx_kernel"] == 0, summ
