@@ -105,32 +105,28 @@ uint64_t SSL_CTX_set_options(SSL_CTX *ctx, uint64_t op)
 {
 	if (!on())
 		return ktls_ossl.SSL_CTX_set_options(ctx, op);
-	return op ? ktls_sess_options(ctx, NULL, op, 0)
-		  : ktls_sess_options(ctx, NULL, 0, 0);
+	return ktls_sess_options(ctx, NULL, op, 0);
 }
 
 uint64_t SSL_set_options(SSL *s, uint64_t op)
 {
 	if (!on())
 		return ktls_ossl.SSL_set_options(s, op);
-	return op ? ktls_sess_options(NULL, s, op, 0)
-		  : ktls_sess_options(NULL, s, 0, 0);
+	return ktls_sess_options(NULL, s, op, 0);
 }
 
 uint64_t SSL_CTX_clear_options(SSL_CTX *ctx, uint64_t op)
 {
 	if (!on())
 		return ktls_ossl.SSL_CTX_clear_options(ctx, op);
-	return op ? ktls_sess_options(ctx, NULL, 0, op)
-		  : ktls_sess_options(ctx, NULL, 0, 0);
+	return ktls_sess_options(ctx, NULL, 0, op);
 }
 
 uint64_t SSL_clear_options(SSL *s, uint64_t op)
 {
 	if (!on())
 		return ktls_ossl.SSL_clear_options(s, op);
-	return op ? ktls_sess_options(NULL, s, 0, op)
-		  : ktls_sess_options(NULL, s, 0, 0);
+	return ktls_sess_options(NULL, s, 0, op);
 }
 
 /* errno is the program's: what the real call left must survive us. */
@@ -141,15 +137,23 @@ uint64_t SSL_clear_options(SSL *s, uint64_t op)
 		errno = saved_;                                               \
 	} while (0)
 
-#define IO_HOOK(ret, fn, params, args)                                        \
+/* BEFORE runs ahead of the real call (errno kept), AFTER_IO behind it. */
+#define HOOK(ret, fn, params, args, BEFORE)                                   \
 	ret fn params                                                         \
 	{                                                                     \
 		if (!on())                                                    \
 			return ktls_ossl.fn args;                             \
+		int saved_ = errno;                                           \
+		BEFORE;                                                       \
+		errno = saved_;                                               \
 		ret r = ktls_ossl.fn args;                                    \
 		AFTER_IO(s);                                                  \
 		return r;                                                     \
 	}
+#define IO_HOOK(ret, fn, params, args) HOOK(ret, fn, params, args, (void)0)
+/* A KeyUpdate due on this session goes out with this very write. */
+#define WRITE_HOOK(ret, fn, params, args)                                     \
+	HOOK(ret, fn, params, args, ktls_sess_before_write(s))
 
 IO_HOOK(int, SSL_do_handshake, (SSL *s), (s))
 IO_HOOK(int, SSL_connect, (SSL *s), (s))
@@ -157,19 +161,6 @@ IO_HOOK(int, SSL_accept, (SSL *s), (s))
 IO_HOOK(int, SSL_read, (SSL *s, void *b, int n), (s, b, n))
 IO_HOOK(int, SSL_read_ex, (SSL *s, void *b, size_t n, size_t *got),
 	(s, b, n, got))
-#define WRITE_HOOK(ret, fn, params, args)                                     \
-	ret fn params                                                         \
-	{                                                                     \
-		if (!on())                                                    \
-			return ktls_ossl.fn args;                             \
-		int saved_ = errno;                                           \
-		ktls_sess_before_write(s);                                    \
-		errno = saved_;                                               \
-		ret r = ktls_ossl.fn args;                                    \
-		AFTER_IO(s);                                                  \
-		return r;                                                     \
-	}
-
 WRITE_HOOK(int, SSL_write, (SSL *s, const void *b, int n), (s, b, n))
 WRITE_HOOK(int, SSL_write_ex, (SSL *s, const void *b, size_t n, size_t *put),
 	   (s, b, n, put))

@@ -36,6 +36,9 @@
 #define NOTE_COUNTED ((void *)1)
 #define NOTE_FINAL ((void *)2)
 
+/* Some fd's TX key ran out of budget at least once (KTLS_FD_REKEY_DUE). */
+static _Atomic int rekey_due_seen;
+
 static int sock_fd(BIO *b)
 {
 	if (!b || ktls_ossl.BIO_method_type(b) != BIO_TYPE_SOCKET)
@@ -345,6 +348,10 @@ void ktls_sess_after_io(SSL *s)
 
 void ktls_sess_before_write(SSL *s)
 {
+	/* Every SSL_write passes here: one load until a budget ever ran out
+	 * in this process (never, with the default 256 GiB). */
+	if (!atomic_load_explicit(&rekey_due_seen, memory_order_relaxed))
+		return;
 	/* Only here: the KeyUpdate goes out with this very write. Scheduled
 	 * anywhere else, it could be left pending, and OpenSSL refuses
 	 * SSL_shutdown() while it is. */
@@ -370,8 +377,10 @@ void ktls_sess_count(struct ktls_fd *e, enum ktls_io io, size_t bytes)
 	if (io == KTLS_IO_WRITE &&
 	    (lim = atomic_load_explicit(&e->tx_key_limit,
 					memory_order_relaxed)) &&
-	    atomic_fetch_add(&e->tx_key_bytes, bytes) + bytes >= lim)
+	    atomic_fetch_add(&e->tx_key_bytes, bytes) + bytes >= lim) {
 		atomic_fetch_or(&e->flags, KTLS_FD_REKEY_DUE);
+		atomic_store_explicit(&rekey_due_seen, 1, memory_order_relaxed);
+	}
 }
 
 int ktls_sess_send_refused(struct ktls_fd *e)
