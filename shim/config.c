@@ -243,9 +243,12 @@ int ktls_config_set(struct ktls_config *c, const char *key, const char *value,
 			c->engine = KTLS_ENGINE_AUTO;
 		else if (strcmp(value, "openssl") == 0)
 			c->engine = KTLS_ENGINE_OPENSSL;
+		else if (strcmp(value, "shim") == 0)
+			c->engine = KTLS_ENGINE_SHIM;
 		else {
 			snprintf(err, errlen,
-				 "engine: expected auto or openssl, got '%.40s'",
+				 "engine: expected auto, openssl or shim, got "
+				 "'%.40s'",
 				 value);
 			return -1;
 		}

@@ -14,9 +14,11 @@
 #define KTLS_DIR_RX 2u
 
 /* auto: OpenSSL's own kTLS, and the shim's engine for what OpenSSL leaves
- * (TLS 1.3 RX); openssl: OpenSSL's own only. auto is 0: the default. */
+ * (TLS 1.3 RX); openssl: OpenSSL's own only; shim: the shim's engine for
+ * every direction and version. auto is 0: the default. */
 #define KTLS_ENGINE_AUTO 0
 #define KTLS_ENGINE_OPENSSL 1
+#define KTLS_ENGINE_SHIM 2
 
 #define KTLS_KEY_UPDATE_AUTO (~0ull)
 

@@ -11,11 +11,14 @@
 
 #include "config.h"
 #include "crypto_info.h"
+#include "engine_state.h"
 #include "ktls_install.h"
 #include "log.h"
 #include "ossl.h"
+#include "policy.h"
 #include "shim.h"
 #include "stats.h"
+#include "tls12_keys.h"
 #include "tls13_keys.h"
 
 #ifndef SOL_TLS
@@ -30,14 +33,6 @@
  * in a comment as reserved): enable kTLS on a socket BIO, num 1 TX, 0 RX. */
 #define OSSL_BIO_CTRL_SET_KTLS 72
 
-/* Per SSL (ex_data), freed with it. The fd entry borrows the pointer for
- * the recvmsg/sendmsg hooks, which run inside this SSL's own I/O. */
-struct ktls_keys {
-	uint8_t rx[KTLS_TLS13_MAX_SECRET], tx[KTLS_TLS13_MAX_SECRET];
-	uint8_t rx_len, tx_len; /* 0: not held */
-	enum ktls_cipher kc;
-	int fd; /* -1 until the fd entry points here */
-};
 
 /*
  * What OpenSSL 3.0/3.1 pass to BIO_CTRL_SET_KTLS on Linux (struct
@@ -57,10 +52,11 @@ struct ossl_ktls_info {
 };
 
 static _Thread_local struct {
-	int fd;
+	int fd, name;
 	const void *val;
 	socklen_t len;
-} expect = { -1, NULL, 0 };
+	int seen; /* the BIO did call setsockopt() */
+} expect = { -1, 0, NULL, 0, 0 };
 
 static const struct ktls_kdf_ops *kdf(void)
 {
@@ -79,14 +75,26 @@ static void wipe(void *p, size_t n)
 	ktls_ossl.OPENSSL_cleanse(p, n);
 }
 
+/* The engine drives 3.0/3.1's record layer through the socket BIO's kTLS
+ * flags. 3.2's record layer picks its kTLS method when keys change and
+ * would never notice the flags; it moves TLS 1.3 RX itself anyway. */
+static int record_layer_known(void)
+{
+	return ktls_ossl.modern &&
+	       ktls_ossl.OpenSSL_version_num() < 0x30200000L;
+}
+
+int ktls_engine_all(void)
+{
+	return ktls_cfg.engine == KTLS_ENGINE_SHIM && record_layer_known();
+}
+
 int ktls_engine_wanted(void)
 {
-	/* 3.2 moves TLS 1.3 RX itself, with a record layer that needs none
-	 * of the help below. */
-	return ktls_cfg.engine == KTLS_ENGINE_AUTO && ktls_ossl.modern &&
-	       ktls_ossl.OpenSSL_version_num() < 0x30200000L &&
-	       (ktls_cfg.versions & KTLS_VERSION_BIT_TLS13) &&
-	       (ktls_cfg.directions & KTLS_DIR_RX);
+	return ktls_engine_all() ||
+	       (ktls_cfg.engine == KTLS_ENGINE_AUTO && record_layer_known() &&
+		(ktls_cfg.versions & KTLS_VERSION_BIT_TLS13) &&
+		(ktls_cfg.directions & KTLS_DIR_RX));
 }
 
 int ktls_engine_kernel_rekeys(void)
@@ -110,163 +118,187 @@ int ktls_engine_kernel_rekeys(void)
 	return k;
 }
 
-static struct ktls_keys *keys_of(const SSL *s, int create)
+static void put_be64(uint8_t out[8], uint64_t v)
 {
-	struct ktls_keys *k = ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_keys);
-	if (k || !create)
-		return k;
-	k = calloc(1, sizeof(*k));
-	if (!k)
-		return NULL;
-	k->fd = -1;
-	if (!ktls_ossl.SSL_set_ex_data((SSL *)s, ktls_ossl.ex_keys, k)) {
-		free(k);
-		return NULL;
+	for (int i = 7; i >= 0; i--) {
+		out[i] = (uint8_t)v;
+		v >>= 8;
 	}
-	return k;
 }
 
-static void keylog_cb(const SSL *s, const char *line)
+static uint64_t get_be64(const uint8_t in[8])
 {
-	uint8_t secret[KTLS_TLS13_MAX_SECRET];
-	size_t len;
-	enum ktls_secret_kind kind = ktls_keylog_parse(line, secret, &len);
-	if (kind != KTLS_SECRET_NONE) {
-		/* Ours is what the peer sends with (RX) and what we send
-		 * with (TX, only kept for a KeyUpdate). */
-		int server = ktls_ossl.SSL_is_server((SSL *)s);
-		int rx = (kind == KTLS_SECRET_CLIENT_APP) == server;
-		struct ktls_keys *k = keys_of(s, 1);
-		if (k && (rx || ktls_engine_kernel_rekeys())) {
-			memcpy(rx ? k->rx : k->tx, secret, len);
-			*(rx ? &k->rx_len : &k->tx_len) = (uint8_t)len;
-		}
-		wipe(secret, sizeof(secret));
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | in[i];
+	return v;
+}
+
+/* TLS 1.2: the key block from the session's master secret. */
+static enum ktls_reason build12(SSL *s, struct ktls_keys *k,
+				struct ktls_crypto_info *ci, enum ktls_cipher kc,
+				int rx, uint64_t seq)
+{
+	uint8_t master[SSL_MAX_MASTER_KEY_LENGTH], cr[32], sr[32], nonce[8];
+	struct ktls_tls12_keys kb;
+	SSL_SESSION *sess = ktls_ossl.SSL_get_session(s);
+	size_t ml = sess ? ktls_ossl.SSL_SESSION_get_master_key(
+				   sess, master, sizeof(master))
+			 : 0;
+	enum ktls_reason r = KTLS_R_NO_SECRET;
+	/* Whose key: the client writes with the first, the server with the
+	 * second; we read with the other side's. */
+	int mine = ktls_ossl.SSL_is_server(s) ? 1 : 0, i = rx ? !mine : mine;
+	const uint8_t *explicit_nonce = NULL;
+
+	if (!ml || ktls_ossl.SSL_get_client_random(s, cr, 32) != 32 ||
+	    ktls_ossl.SSL_get_server_random(s, sr, 32) != 32)
+		goto cleanup;
+	/* The kernel sends its explicit nonce and counts up from it. OpenSSL
+	 * sealed its Finished with one it chose (at random, for GCM):
+	 * carry on from that one, as its own installer does, so no nonce is
+	 * ever used twice under this key. ChaCha20 has none. */
+	if (!rx && kc != KTLS_CIPHER_CHACHA20_POLY1305) {
+		r = KTLS_R_SEQ_UNKNOWN;
+		if (!k->seq.nonce_ok)
+			goto cleanup;
+		put_be64(nonce, get_be64(k->seq.nonce) + 1);
+		explicit_nonce = nonce;
 	}
-	ktls_keylog_cb cb = ktls_engine_get_keylog_cb(
-		ktls_ossl.SSL_get_SSL_CTX((SSL *)s));
-	if (cb)
-		cb(s, line);
+	r = KTLS_R_CIPHER_UNSUPPORTED;
+	if (ktls_tls12_key_block(kdf(), kc, master, ml, cr, sr, &kb) != 0)
+		goto cleanup;
+	if (ktls_crypto_info_build(ci, KTLS_TLS12, kc, kb.key[i], kb.key_len,
+				   kb.iv[i], kb.iv_len, explicit_nonce,
+				   seq) == 0)
+		r = KTLS_R_MOVED;
+	wipe(&kb, sizeof(kb));
+cleanup:
+	wipe(master, sizeof(master));
+	return r;
 }
 
-void ktls_engine_on_ctx_new(SSL_CTX *ctx)
+static enum ktls_reason attach(int fd, struct ktls_fd *e)
 {
-	if (ktls_engine_wanted())
-		ktls_ossl.SSL_CTX_set_keylog_callback(ctx, keylog_cb);
-}
-
-void ktls_engine_set_keylog_cb(SSL_CTX *ctx, ktls_keylog_cb cb)
-{
-	ktls_ossl.SSL_CTX_set_ex_data(ctx, ktls_ossl.ctx_ex_keylog,
-				      (void *)cb);
-	if (!ktls_engine_wanted())
-		ktls_ossl.SSL_CTX_set_keylog_callback(ctx, cb);
-}
-
-ktls_keylog_cb ktls_engine_get_keylog_cb(const SSL_CTX *ctx)
-{
-	if (!ctx)
-		return NULL;
-	if (!ktls_engine_wanted())
-		return ktls_ossl.SSL_CTX_get_keylog_callback(ctx);
-	return (ktls_keylog_cb)ktls_ossl.SSL_CTX_get_ex_data(
-		ctx, ktls_ossl.ctx_ex_keylog);
-}
-
-static int build(struct ktls_crypto_info *ci, enum ktls_cipher kc,
-		 const uint8_t *secret, size_t secret_len)
-{
-	const struct ktls_cipher_desc *d = ktls_cipher_desc(kc);
-	uint8_t key[32], iv[12];
-	int rc = -1;
-	if (d && d->key_len <= sizeof(key) &&
-	    ktls_tls13_key_iv(kdf(), secret, secret_len, key, d->key_len,
-			      iv) == 0) {
-		rc = ktls_crypto_info_build(ci, KTLS_TLS13, kc, key, d->key_len,
-					    iv, sizeof(iv), NULL, 0);
-		wipe(key, sizeof(key));
-		wipe(iv, sizeof(iv));
-	}
-	return rc;
-}
-
-enum ktls_reason ktls_engine_move_rx13(SSL *s, int fd, struct ktls_fd *e,
-				       enum ktls_cipher kc)
-{
-	struct ktls_keys *k = keys_of(s, 0);
-	BIO *rb = ktls_ossl.SSL_get_rbio(s);
 	int err = 0;
-
-	if (!ktls_engine_wanted())
-		return KTLS_R_TLS13_RX_NEEDS_ENGINE;
-	if (!ktls_engine_kernel_rekeys() && !ktls_cfg.tls13_rx_without_rekey)
-		return KTLS_R_TLS13_RX_NO_REKEY;
-	if (!k || !k->rx_len)
-		return KTLS_R_NO_SECRET;
-	/* Records OpenSSL already holds were read under this key: the
-	 * kernel would start at the wrong sequence number. Never guess. */
-	if (ktls_ossl.SSL_has_pending(s))
-		return KTLS_R_DATA_PENDING;
-	uint32_t f = atomic_load(&e->flags);
-	if (!(f & KTLS_FD_ULP)) {
-		enum ktls_reason r = ktls_check_socket(&ktls_sockops_sys, fd);
-		if (r != KTLS_R_MOVED)
+	if (atomic_load(&e->flags) & KTLS_FD_ULP)
+		return KTLS_R_MOVED;
+	enum ktls_reason r = ktls_check_socket(&ktls_sockops_sys, fd);
+	if (r != KTLS_R_MOVED)
+		return r;
+	if (ktls_has_ulp(&ktls_sockops_sys, fd) != 1) {
+		r = ktls_attach_ulp(&ktls_sockops_sys, fd, &err);
+		if (r != KTLS_R_MOVED) {
+			atomic_store(&e->ulp_err, (uint8_t)(err > 0 && err < 256
+								  ? err
+								  : 255));
+			atomic_fetch_or(&e->flags, KTLS_FD_ULP_TRIED);
 			return r;
-		if (ktls_has_ulp(&ktls_sockops_sys, fd) != 1) {
-			r = ktls_attach_ulp(&ktls_sockops_sys, fd, &err);
-			if (r != KTLS_R_MOVED)
-				return r;
 		}
-		atomic_fetch_or(&e->flags, KTLS_FD_ULP | KTLS_FD_ULP_TRIED);
 	}
+	atomic_fetch_or(&e->flags, KTLS_FD_ULP | KTLS_FD_ULP_TRIED);
+	return KTLS_R_MOVED;
+}
+
+enum ktls_reason ktls_engine_move(SSL *s, int fd, struct ktls_fd *e,
+				  enum ktls_cipher kc, int rx)
+{
+	struct ktls_keys *k = ktls_engine_keys(s, 0);
+	int all = ktls_engine_all();
+	unsigned version = (unsigned)ktls_ossl.SSL_version(s);
+	BIO *b = rx ? ktls_ossl.SSL_get_rbio(s) : ktls_ossl.SSL_get_wbio(s);
+
+	if (!ktls_engine_wanted() || (!all && (!rx || version != KTLS_TLS13)))
+		return rx && version == KTLS_TLS13
+			       ? KTLS_R_TLS13_RX_NEEDS_ENGINE
+			       : KTLS_R_LIB_DECLINED;
+	if (!k)
+		return KTLS_R_NO_SECRET;
+	/* Records OpenSSL already holds were read under this key, and the
+	 * kernel would never see them. Never guess. */
+	if (rx && ktls_ossl.SSL_has_pending(s))
+		return KTLS_R_DATA_PENDING;
+	/* engine=shim counts records; auto moves only from the callback at
+	 * the end of the handshake, before any record under the key. */
+	int64_t seq = all ? ktls_recseq_next(&k->seq, rx) : 0;
+	if (seq < 0)
+		return KTLS_R_SEQ_UNKNOWN;
+	enum ktls_reason r = attach(fd, e);
+	if (r != KTLS_R_MOVED)
+		return r;
+	/* After the ULP, so that a kernel without kTLS says so first. */
+	if (rx && version == KTLS_TLS13 && !ktls_engine_kernel_rekeys() &&
+	    !ktls_cfg.tls13_rx_without_rekey)
+		return KTLS_R_TLS13_RX_NO_REKEY;
 
 	struct ktls_crypto_info ci;
+	memset(&ci, 0, sizeof(ci));
+	if (version == KTLS_TLS13) {
+		const uint8_t *secret = rx ? k->rx : k->tx;
+		size_t len = rx ? k->rx_len : k->tx_len;
+		if (!len)
+			return KTLS_R_NO_SECRET;
+		if (ktls_tls13_crypto_info(kdf(), &ci, kc, secret, len,
+					   (uint64_t)seq) != 0)
+			return KTLS_R_CIPHER_UNSUPPORTED;
+	} else if (version == KTLS_TLS12) {
+		r = build12(s, k, &ci, kc, rx, (uint64_t)seq);
+		if (r != KTLS_R_MOVED)
+			return r;
+	} else {
+		return KTLS_R_VERSION_UNSUPPORTED;
+	}
+
 	struct ossl_ktls_info oi;
-	if (build(&ci, kc, k->rx, k->rx_len) != 0)
-		return KTLS_R_CIPHER_UNSUPPORTED;
 	memset(&oi, 0, sizeof(oi));
 	memcpy(&oi.u, &ci.u, ci.len < sizeof(oi.u) ? ci.len : sizeof(oi.u));
 	oi.len = ci.len;
 	ktls_crypto_info_wipe(&ci);
 
+	/* OpenSSL's socket BIO makes the setsockopt() and flips its own
+	 * kTLS flag, which is what its record layer goes by. */
 	expect.fd = fd;
+	expect.name = rx ? TLS_RX : TLS_TX;
 	expect.val = &oi.u;
 	expect.len = (socklen_t)oi.len;
-	long ok = ktls_ossl.BIO_ctrl(rb, OSSL_BIO_CTRL_SET_KTLS, 0, &oi);
+	expect.seen = 0;
+	long ok = ktls_ossl.BIO_ctrl(b, OSSL_BIO_CTRL_SET_KTLS, rx ? 0 : 1, &oi);
 	expect.fd = -1;
 	expect.val = NULL;
 	wipe(&oi, sizeof(oi));
-	if (ok != 1 || ktls_ossl.BIO_ctrl(rb, BIO_CTRL_GET_KTLS_RECV, 0,
-					  NULL) != 1) {
-		int rx_err = atomic_load(&e->rx_err);
-		return rx_err ? ktls_reason_from_install_errno(rx_err)
-			      : KTLS_R_LIB_DECLINED;
+	if (ok != 1 ||
+	    ktls_ossl.BIO_ctrl(b, rx ? BIO_CTRL_GET_KTLS_RECV
+				     : BIO_CTRL_GET_KTLS_SEND,
+			       0, NULL) != 1) {
+		int err = atomic_load(rx ? &e->rx_err : &e->tx_err);
+		/* A libssl built without kTLS ignores the ctrl: no
+		 * setsockopt() ever came. */
+		return err	    ? ktls_reason_from_install_errno(err)
+		       : !expect.seen ? KTLS_R_LIB_NO_KTLS
+				      : KTLS_R_LIB_DECLINED;
 	}
+	/* What OpenSSL's own installer does: kTLS cannot renegotiate. */
+	if (version == KTLS_TLS12)
+		ktls_ossl.SSL_set_options(s, SSL_OP_NO_RENEGOTIATION);
 	k->kc = kc;
 	k->fd = fd;
 	atomic_store(&e->keys, (uintptr_t)k);
-	atomic_fetch_or(&e->flags, KTLS_FD_RX_SHIM);
+	atomic_fetch_or(&e->flags,
+			rx ? KTLS_FD_RX_SHIM |
+				     (version == KTLS_TLS13 ? KTLS_FD_RX_SHIM13
+							    : 0)
+			   : KTLS_FD_TX_SHIM);
 	return KTLS_R_MOVED;
-}
-
-/* RFC 8446 5.5: AES-GCM may protect 2^24.5 full records under one key;
- * 2^38 bytes (256 GiB) stays below that. ChaCha20-Poly1305's limit is
- * beyond any connection's life. */
-static uint64_t tx_budget(enum ktls_cipher kc)
-{
-	if (ktls_cfg.key_update_bytes != KTLS_KEY_UPDATE_AUTO)
-		return ktls_cfg.key_update_bytes;
-	return kc == KTLS_CIPHER_AES_128_GCM || kc == KTLS_CIPHER_AES_256_GCM
-		       ? 1ull << 38
-		       : 0;
 }
 
 void ktls_engine_settle(SSL *s, struct ktls_fd *e, enum ktls_cipher kc)
 {
-	struct ktls_keys *k = keys_of(s, 0);
+	struct ktls_keys *k = ktls_engine_keys(s, 0);
 	if (!k)
 		return;
 	k->kc = kc;
+	ktls_engine_restore_callbacks(s, k);
+	k->settled = 1;
 	uint32_t f = atomic_load(&e->flags);
 	int rekeys = ktls_engine_kernel_rekeys();
 	/* Kept only while the kernel may need the next key of a direction
@@ -285,7 +317,7 @@ void ktls_engine_settle(SSL *s, struct ktls_fd *e, enum ktls_cipher kc)
 		atomic_store(&e->keys, (uintptr_t)k);
 	}
 	if (k->tx_len)
-		atomic_store(&e->tx_key_limit, tx_budget(kc));
+		atomic_store(&e->tx_key_limit, ktls_policy_tx_key_budget(kc));
 }
 
 void ktls_engine_key_update_due(SSL *s, int fd, struct ktls_fd *e,
@@ -313,7 +345,7 @@ static int rekey(int fd, struct ktls_keys *k, int rx)
 	int err = 0;
 	if (!len || !ktls_engine_kernel_rekeys() ||
 	    ktls_tls13_next_secret(kdf(), secret, len) != 0 ||
-	    build(&ci, k->kc, secret, len) != 0)
+	    ktls_tls13_crypto_info(kdf(), &ci, k->kc, secret, len, 0) != 0)
 		return -1;
 	enum ktls_reason r = ktls_install_dir(&ktls_sockops_sys, fd,
 					      rx ? TLS_RX : TLS_TX, &ci, &err);
@@ -446,22 +478,8 @@ void ktls_engine_after_key_update_sent(int fd, struct ktls_fd *e)
 int ktls_engine_check_setsockopt(int fd, int name, const void *val,
 				 socklen_t len)
 {
-	if (expect.fd != fd || name != TLS_RX)
+	if (expect.fd != fd || name != expect.name)
 		return 0;
+	expect.seen = 1;
 	return val == expect.val && len == expect.len ? 1 : -1;
-}
-
-void ktls_engine_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
-			 long argl, void *argp)
-{
-	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-	struct ktls_keys *k = ptr;
-	if (!k)
-		return;
-	struct ktls_fd *e = k->fd >= 0 ? ktls_fd_get(k->fd) : NULL;
-	uintptr_t mine = (uintptr_t)k;
-	if (e)
-		atomic_compare_exchange_strong(&e->keys, &mine, 0);
-	wipe(k, sizeof(*k));
-	free(k);
 }

@@ -24,11 +24,23 @@
 #include "reason.h"
 
 typedef void (*ktls_keylog_cb)(const SSL *, const char *);
+typedef void (*ktls_msg_cb)(int, int, int, const void *, size_t, SSL *,
+			    void *);
 
 /* Whether sessions should hand us their secrets at all. */
 int ktls_engine_wanted(void);
 
+/* engine = shim, and a libssl whose record layer the engine can drive:
+ * the engine moves every direction, OpenSSL's own installer none. */
+int ktls_engine_all(void);
+
 void ktls_engine_on_ctx_new(SSL_CTX *ctx);
+void ktls_engine_on_new(SSL *s);
+
+/* The program's message callbacks, kept behind the engine's record
+ * counter (engine = shim) until the session is settled. */
+void ktls_engine_set_ctx_msg_cb(SSL_CTX *ctx, ktls_msg_cb cb);
+void ktls_engine_set_msg_cb(SSL *s, ktls_msg_cb cb);
 void ktls_engine_set_keylog_cb(SSL_CTX *ctx, ktls_keylog_cb cb);
 ktls_keylog_cb ktls_engine_get_keylog_cb(const SSL_CTX *ctx);
 
@@ -36,12 +48,14 @@ ktls_keylog_cb ktls_engine_get_keylog_cb(const SSL_CTX *ctx);
 int ktls_engine_kernel_rekeys(void);
 
 /*
- * At the end of the first handshake, from the info callback (so that no
- * application record has been read yet: the sequence number is 0). Moves
- * TLS 1.3 RX; returns KTLS_R_MOVED or why not.
+ * At the end of the first handshake: moves one direction (rx 0 or 1) of
+ * what OpenSSL left. engine = auto: TLS 1.3 RX only, and only from the info
+ * callback (no application record read yet: sequence number 0). engine =
+ * shim: any direction and version, at the sequence number counted from the
+ * message callback. Returns KTLS_R_MOVED or why not.
  */
-enum ktls_reason ktls_engine_move_rx13(SSL *s, int fd, struct ktls_fd *e,
-				       enum ktls_cipher kc);
+enum ktls_reason ktls_engine_move(SSL *s, int fd, struct ktls_fd *e,
+				  enum ktls_cipher kc, int rx);
 
 /* After the session is settled: wipes every secret not needed for a
  * future rekey (all of them where the kernel cannot rekey). */

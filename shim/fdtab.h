@@ -25,7 +25,10 @@ enum {
 	KTLS_FD_TX_TRIED = 1u << 7,
 	KTLS_FD_RX_TRIED = 1u << 8,
 	KTLS_FD_RX_SHIM = 1u << 9,   /* RX moved by the shim's engine */
+	KTLS_FD_RX_SHIM13 = 1u << 12, /* ... TLS 1.3: recvmsg() adds the type */
+	KTLS_FD_NO_SSL = 1u << 13,   /* userspace TX, SSL not kept: no sendfile */
 	KTLS_FD_REKEY_DUE = 1u << 10, /* TX key used up: send a KeyUpdate */
+	KTLS_FD_TX_SHIM = 1u << 11,  /* TX moved by the shim's engine */
 };
 
 struct ktls_fd {

@@ -59,6 +59,9 @@ static void bind_all(void)
 	WANT(session_key_update);
 	WANT(transport_set_vec_push_function);
 	WANT(transport_is_ktls_enabled);
+	WANT(session_set_keylog_function);
+	WANT(session_get_keylog_function);
+	WANT(hkdf_expand);
 	ktls_gt.ok = ok;
 	if (!ok && ktls_gt.handshake)
 		ktls_warn("libgnutls symbols missing; GnuTLS sessions stay in "

@@ -7,6 +7,7 @@
 #define KTLS_SHIM_GNUTLS_BIND_H
 
 #include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 #include <sys/types.h>
 
 struct ktls_gt {
@@ -45,6 +46,14 @@ struct ktls_gt {
 	/* 3.7.3+ (<gnutls/socket.h>): NULL in older libraries, which never
 	 * move sessions. Declared with int so older headers build too. */
 	int (*transport_is_ktls_enabled)(gnutls_session_t);
+	/* TLS 1.3 KeyUpdate following: the traffic secrets (keylog) and
+	 * HKDF to derive the next ones; absent means no rekey. */
+	void (*session_set_keylog_function)(gnutls_session_t,
+					    gnutls_keylog_func);
+	gnutls_keylog_func (*session_get_keylog_function)(
+		const gnutls_session_t);
+	int (*hkdf_expand)(gnutls_mac_algorithm_t, const gnutls_datum_t *,
+			   const gnutls_datum_t *, void *, size_t);
 };
 
 /* gnutls_transport_ktls_enable_flags_t of 3.7.3+ */

@@ -15,6 +15,7 @@
 #include "fdtab.h"
 #include "gnutls_bind.h"
 #include "gnutls_record.h"
+#include "gnutls_rekey.h"
 #include "ktls_install.h"
 #include "log.h"
 #include "policy.h"
@@ -36,6 +37,8 @@ enum {
 	GTS_FAILED = 1u << 5, /* fatal: every later call fails */
 	GTS_BYE = 1u << 6,    /* our close_notify went out */
 	GTS_SERVER = 1u << 7,
+	GTS_KEYLOG = 1u << 8, /* our keylog function is the session's */
+	GTS_KU_OWED = 1u << 9, /* peer asked for our KeyUpdate: before data */
 };
 
 /* Handshake messages after the handshake are small (tickets, KeyUpdate);
@@ -55,9 +58,18 @@ struct ktls_gts {
 	_Atomic int fail_code, last_dir, last_alert;
 	int fd;
 	uint16_t version;
-	/* RX, one reader at a time: a control record being collected. */
+	enum ktls_cipher kc;
+	/* The program's keylog function, called behind ours. */
+	_Atomic(gnutls_keylog_func) prog_keylog;
+	/* TLS 1.3 traffic secrets: rx used by the reader, tx by the writer. */
+	struct ktls_gt_secrets sec;
+	/* RX, one reader at a time: a control record being collected;
+	 * rec: where in ctrl the last record read begins (SIZE_MAX: before
+	 * ctrl[0]), head: whether ctrl[0] begins a record. */
 	uint8_t ctrl_type;
-	size_t ctrl_len;
+	size_t ctrl_len, ctrl_rec;
+	int ctrl_head;
+	int async; /* the last GNUTLS_E_AGAIN came from async_done() */
 	uint8_t *ctrl;
 	/* TX, one writer at a time. */
 	uint8_t *pend;
@@ -93,6 +105,41 @@ static struct ktls_gts *lookup(gnutls_session_t s)
 	return g;
 }
 
+/* Chained in front of the program's (or GnuTLS's SSLKEYLOGFILE writer,
+ * the default): the application traffic secrets of the handshake are
+ * kept for KeyUpdate; every line still reaches the program. */
+static int keylog_cb(gnutls_session_t s, const char *label,
+		     const gnutls_datum_t *secret)
+{
+	struct ktls_gts *g = lookup(s);
+	if (!g)
+		return 0;
+	unsigned st = atomic_load(&g->st);
+	if (!(st & GTS_FINAL) && label)
+		ktls_gt_secret_capture(&g->sec, (st & GTS_SERVER) != 0, label,
+				       secret);
+	gnutls_keylog_func prog = atomic_load(&g->prog_keylog);
+	return prog ? prog(s, label, secret) : 0;
+}
+
+int ktls_gts_set_keylog(gnutls_session_t s, gnutls_keylog_func f)
+{
+	struct ktls_gts *g = lookup(s);
+	if (!g || !(atomic_load(&g->st) & GTS_KEYLOG))
+		return 0;
+	atomic_store(&g->prog_keylog, f);
+	return 1;
+}
+
+int ktls_gts_get_keylog(gnutls_session_t s, gnutls_keylog_func *f)
+{
+	struct ktls_gts *g = lookup(s);
+	if (!g || !(atomic_load(&g->st) & GTS_KEYLOG))
+		return 0;
+	*f = atomic_load(&g->prog_keylog);
+	return 1;
+}
+
 void ktls_gts_on_init(gnutls_session_t s, unsigned flags)
 {
 	struct ktls_gts *g = calloc(1, sizeof(*g));
@@ -113,6 +160,14 @@ void ktls_gts_on_init(gnutls_session_t s, unsigned flags)
 	g->next = buckets[b];
 	buckets[b] = g;
 	pthread_mutex_unlock(&mu);
+	/* In the table first: GnuTLS calls keylog_cb from the handshake. */
+	if (!(flags & GNUTLS_DATAGRAM) && ktls_gt_bind() &&
+	    ktls_gt_rekey_wanted()) {
+		atomic_store(&g->prog_keylog,
+			     ktls_gt.session_get_keylog_function(s));
+		atomic_fetch_or(&g->st, GTS_KEYLOG);
+		ktls_gt.session_set_keylog_function(s, keylog_cb);
+	}
 }
 
 void ktls_gts_on_deinit(gnutls_session_t s)
@@ -137,6 +192,7 @@ void ktls_gts_on_deinit(gnutls_session_t s)
 		explicit_bzero(g->ctrl, CTRL_MAX);
 	free(g->pend);
 	free(g->ctrl);
+	explicit_bzero(g, sizeof(*g)); /* the secrets */
 	free(g);
 }
 
@@ -204,12 +260,16 @@ static ssize_t fence_pull(gnutls_transport_ptr_t p, void *d, size_t n)
  * kernel's reasons come first in what the log says). */
 static enum ktls_reason rx_check(struct ktls_gts *g, uint16_t version)
 {
-	if (version == KTLS_TLS13 && !ktls_cfg.tls13_rx_without_rekey)
-		/* A KeyUpdate from the peer needs the next traffic secret,
-		 * which GnuTLS never hands out (only keys): without the
-		 * config's consent to fail such connections, RX stays. */
-		return ktls_engine_kernel_rekeys() ? KTLS_R_NO_SECRET
-						   : KTLS_R_TLS13_RX_NO_REKEY;
+	/* A KeyUpdate from the peer needs the next key: where the kernel
+	 * can take it, from the traffic secret the keylog function gave
+	 * (checked against GnuTLS's key in install()); where it cannot,
+	 * only with the config's consent to fail such connections. */
+	if (version == KTLS_TLS13 && ktls_engine_kernel_rekeys()) {
+		if (!g->sec.rx_len)
+			return KTLS_R_NO_SECRET;
+	} else if (version == KTLS_TLS13 && !ktls_cfg.tls13_rx_without_rekey) {
+		return KTLS_R_TLS13_RX_NO_REKEY;
+	}
 	if (ktls_gt.record_check_pending(g->s) > 0)
 		return KTLS_R_DATA_PENDING;
 	return KTLS_R_MOVED;
@@ -231,6 +291,20 @@ static enum ktls_reason install(struct ktls_gts *g, int rx, uint16_t version,
 		return KTLS_R_CIPHER_UNSUPPORTED;
 	}
 	explicit_bzero(seq, sizeof(seq));
+	/* A secret that does not give GnuTLS's own key is not this
+	 * session's: RX then stays (a KeyUpdate would break it); TX moves
+	 * and KeyUpdates on it are refused, as before secrets existed. */
+	if (version == KTLS_TLS13 && (rx ? g->sec.rx_len : g->sec.tx_len) &&
+	    !ktls_gt_secret_check(&g->sec, rx, kc, &key, &iv)) {
+		ktls_warn("fd=%d: the TLS 1.3 traffic secret from the keylog "
+			  "function does not match GnuTLS's %s key; KeyUpdate "
+			  "cannot be followed",
+			  g->fd, rx ? "RX" : "TX");
+		if (rx) {
+			ktls_crypto_info_wipe(&ci);
+			return KTLS_R_NO_SECRET;
+		}
+	}
 	return ktls_install_dir(&ktls_sockops_sys, g->fd, rx ? TLS_RX : TLS_TX,
 				&ci, err);
 }
@@ -310,10 +384,15 @@ void ktls_gts_after_handshake(gnutls_session_t s)
 	enum ktls_reason r[2];
 	struct ktls_fd *e = NULL;
 
-	if (rfd >= 0 && moved_by_gnutls(g, rfd, version, kc))
+	if (rfd >= 0 && moved_by_gnutls(g, rfd, version, kc)) {
+		ktls_gt_secret_wipe(&g->sec, 0);
+		ktls_gt_secret_wipe(&g->sec, 1);
 		return;
+	}
 	if ((atomic_load(&g->st) & GTS_CUSTOM) || rfd < 0 || rfd != wfd ||
 	    !(e = ktls_fd_get(rfd))) {
+		ktls_gt_secret_wipe(&g->sec, 0);
+		ktls_gt_secret_wipe(&g->sec, 1);
 		r[0] = r[1] = KTLS_R_NOT_SOCKET_BIO;
 		ktls_stats_session(r[0], r[1]);
 		ktls_dbg("GnuTLS session without a plain socket transport "
@@ -358,6 +437,14 @@ void ktls_gts_after_handshake(gnutls_session_t s)
 		ktls_gt.transport_set_push_function(s, fence_push);
 	if (moved & GTS_RX)
 		ktls_gt.transport_set_pull_function(s, fence_pull);
+	/* Secrets only for a direction the kernel holds and may rekey. */
+	g->kc = kc;
+	if (!(moved & GTS_RX) || version != KTLS_TLS13)
+		ktls_gt_secret_wipe(&g->sec, 1);
+	if (!(moved & GTS_TX) || version != KTLS_TLS13)
+		ktls_gt_secret_wipe(&g->sec, 0);
+	else if (g->sec.tx_len)
+		atomic_store(&e->tx_key_limit, ktls_policy_tx_key_budget(kc));
 	if (moved) {
 		atomic_fetch_or(&g->st, moved);
 		atomic_fetch_add(&n_moved, 1);
@@ -398,6 +485,110 @@ static int send_flags(const struct ktls_gts *g)
 	return (g->init_flags & GNUTLS_NO_SIGNAL) ? MSG_NOSIGNAL : 0;
 }
 
+/* One record of a type other than data, through the kernel. */
+static ssize_t send_record(struct ktls_gts *g, uint8_t type, const void *body,
+			   size_t len)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))] = { 0 };
+	struct iovec iov = { (void *)(uintptr_t)body, len };
+	struct msghdr m = { 0 };
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = cbuf;
+	m.msg_controllen = sizeof(cbuf);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_TLS;
+	c->cmsg_type = TLS_SET_RECORD_TYPE;
+	c->cmsg_len = CMSG_LEN(sizeof(unsigned char));
+	*CMSG_DATA(c) = type;
+	m.msg_controllen = c->cmsg_len;
+	ktls_real_ensure();
+	return ktls_real.sendmsg(g->fd, &m, send_flags(g));
+}
+
+/* Our TLS 1.3 KeyUpdate through the kernel, then the kernel's next TX
+ * key. 0; GNUTLS_E_AGAIN/INTERRUPTED when nothing went out (retry);
+ * otherwise the connection failed. */
+static int send_key_update(struct ktls_gts *g, int request)
+{
+	uint8_t msg[5] = { 24, 0, 0, 1, (uint8_t)(request ? 1 : 0) };
+	struct ktls_fd *e = ktls_fd_tracked(g->fd);
+	ssize_t n = send_record(g, KTLS_CT_HANDSHAKE, msg, sizeof(msg));
+	if (n < 0) {
+		int err = errno, rc = ktls_gt_err_from_errno(err, 1);
+		if (rc == GNUTLS_E_AGAIN)
+			atomic_store(&g->last_dir, 1);
+		errno = err;
+		return rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED
+			       ? rc
+			       : fail(g, rc);
+	}
+	const char *why = NULL;
+	if (n != (ssize_t)sizeof(msg))
+		why = "only partly sent";
+	else if (ktls_gt_rekey(&g->sec, g->fd, 0, g->kc) != 0)
+		why = "sent, but the kernel did not take the next TX key";
+	if (why) {
+		/* The peer reads under the next key from here on. */
+		ktls_err("fd=%d: TLS 1.3 KeyUpdate %s; failing this "
+			 "connection rather than sending under a stale key",
+			 g->fd, why);
+		if (e)
+			atomic_fetch_or(&e->flags, KTLS_FD_POISONED);
+		return fail(g, GNUTLS_E_INTERNAL_ERROR);
+	}
+	atomic_fetch_and(&g->st, ~(unsigned)GTS_KU_OWED);
+	if (e) {
+		atomic_store(&e->tx_key_bytes, 0);
+		atomic_fetch_and(&e->flags, ~(uint32_t)KTLS_FD_REKEY_DUE);
+	}
+	ktls_dbg("fd=%d: TLS 1.3 KeyUpdate sent%s; next TX key installed",
+		 g->fd, request ? " (update requested)" : "");
+	return 0;
+}
+
+/* Before data: the KeyUpdate the peer asked for, or the one the TX key's
+ * byte budget calls for. 0: go on with the data. */
+static int key_update_first(struct ktls_gts *g)
+{
+	struct ktls_fd *e;
+	if (atomic_load_explicit(&g->st, memory_order_relaxed) & GTS_KU_OWED)
+		return send_key_update(g, 0);
+	if (g->sec.tx_len && (e = ktls_fd_tracked(g->fd)) &&
+	    (atomic_load_explicit(&e->flags, memory_order_relaxed) &
+	     KTLS_FD_REKEY_DUE)) {
+		int rc = send_key_update(g, 0);
+		/* The budget stays far below the limit: next time. */
+		return rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED ? 0
+									  : rc;
+	}
+	return 0;
+}
+
+int ktls_gts_key_update(struct ktls_gts *g, unsigned flags)
+{
+	unsigned st = atomic_load(&g->st);
+	if (!(st & GTS_TX))
+		return 1; /* GnuTLS sends it; an answer comes through our RX */
+	if (st & GTS_FAILED)
+		return atomic_load(&g->fail_code);
+	if (st & GTS_BYE)
+		return GNUTLS_E_INVALID_SESSION;
+	if (g->version != KTLS_TLS13)
+		return GNUTLS_E_INVALID_REQUEST; /* as GnuTLS answers */
+	if (!ktls_gt_can_rekey(&g->sec, 0)) {
+		ktls_err("fd=%d: refusing gnutls_session_key_update: the kernel "
+			 "holds this session's TX key and %s",
+			 g->fd,
+			 ktls_engine_kernel_rekeys()
+				 ? "the traffic secret of the next one is not "
+				   "known"
+				 : "cannot take the next one (6.14+ can)");
+		return GNUTLS_E_UNIMPLEMENTED_FEATURE;
+	}
+	return send_key_update(g, (flags & GNUTLS_KU_PEER) != 0);
+}
+
 ssize_t ktls_gts_send(struct ktls_gts *g, const void *data, size_t size)
 {
 	unsigned st = atomic_load(&g->st);
@@ -411,13 +602,17 @@ ssize_t ktls_gts_send(struct ktls_gts *g, const void *data, size_t size)
 		data = g->pend;
 		size = g->pend_len;
 	}
-	ssize_t n = send(g->fd, data, size, send_flags(g));
-	if (n >= 0) {
-		g->pend_len = 0;
-		count(g, KTLS_IO_WRITE, (size_t)n);
-		return n;
+	int err, rc = key_update_first(g);
+	if (rc == 0) {
+		ssize_t n = send(g->fd, data, size, send_flags(g));
+		if (n >= 0) {
+			g->pend_len = 0;
+			count(g, KTLS_IO_WRITE, (size_t)n);
+			return n;
+		}
+		rc = ktls_gt_err_from_errno(errno, 1);
 	}
-	int err = errno, rc = ktls_gt_err_from_errno(err, 1);
+	err = errno;
 	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
 		atomic_store(&g->last_dir, 1);
 		if (data != g->pend) {
@@ -442,6 +637,9 @@ ssize_t ktls_gts_send_file(struct ktls_gts *g, int fd, off_t *offset,
 		return atomic_load(&g->fail_code);
 	if (st & GTS_BYE)
 		return GNUTLS_E_INVALID_SESSION;
+	int rc = key_update_first(g);
+	if (rc != 0)
+		return rc;
 	ktls_real_ensure();
 	/* Zero copy: the kernel encrypts the file's pages on the way out. */
 	ssize_t n = ktls_real.sendfile(g->fd, fd, offset, count_);
@@ -451,7 +649,7 @@ ssize_t ktls_gts_send_file(struct ktls_gts *g, int fd, off_t *offset,
 				 (unsigned long long)n);
 		return n;
 	}
-	int rc = ktls_gt_err_from_errno(errno, 1);
+	rc = ktls_gt_err_from_errno(errno, 1);
 	if (rc == GNUTLS_E_AGAIN)
 		atomic_store(&g->last_dir, 1);
 	return rc;
@@ -510,6 +708,7 @@ static int ctrl_more(struct ktls_gts *g)
 		return fail(g, eof(g));
 	if (type != g->ctrl_type)
 		return fail(g, GNUTLS_E_UNEXPECTED_PACKET);
+	g->ctrl_rec = g->ctrl_len;
 	g->ctrl_len += (size_t)n;
 	return CONTINUE;
 }
@@ -518,9 +717,68 @@ static void consume(struct ktls_gts *g, size_t n)
 {
 	memmove(g->ctrl, g->ctrl + n, g->ctrl_len - n);
 	g->ctrl_len -= n;
+	/* Emptied: the next read is a new record. Otherwise ctrl[0] begins
+	 * one only where the last record read began; an earlier record's
+	 * start is not tracked, which can only make a KeyUpdate look
+	 * misplaced (a failed connection, never a wrong key). */
+	g->ctrl_head = !g->ctrl_len || g->ctrl_rec == n;
+	g->ctrl_rec = g->ctrl_rec >= n ? g->ctrl_rec - n : SIZE_MAX;
 }
 
-static int handshake_msg(struct ktls_gts *g, uint8_t type)
+/* GnuTLS answers a TLS 1.3 post-handshake message it handled with
+ * GNUTLS_E_AGAIN, blocking socket or not, and programs rely on it: gnutls-cli
+ * goes back to select(), and reading on here would block it while its
+ * stdin waits. */
+static int async_done(struct ktls_gts *g)
+{
+	g->async = 1;
+	atomic_store(&g->last_dir, 0);
+	return GNUTLS_E_AGAIN;
+}
+
+/* A TLS 1.3 KeyUpdate read by the kernel, which stopped reading until it
+ * has the next key (6.14+; older kernels read on under the old one and
+ * fail the next record). */
+static int key_update_received(struct ktls_gts *g, int at_start, int req)
+{
+	const char *why = NULL;
+	if (req != 0 && req != 1) {
+		ktls_err("fd=%d: malformed TLS 1.3 KeyUpdate from the peer; "
+			 "failing this connection",
+			 g->fd);
+		return fail(g, GNUTLS_E_UNEXPECTED_PACKET);
+	}
+	if (!at_start)
+		why = "behind another message in one record, where the kernel "
+		      "does not look for it";
+	else if (!ktls_engine_kernel_rekeys())
+		why = "this kernel cannot take the next key (6.14+ can)";
+	else if (!ktls_gt_can_rekey(&g->sec, 1))
+		why = "the traffic secret the next key derives from is not "
+		      "known (GnuTLS without keylog functions or HKDF)";
+	else if (ktls_gt_rekey(&g->sec, g->fd, 1, g->kc) != 0)
+		why = "installing the next key failed";
+	if (why) {
+		ktls_err("fd=%d: TLS 1.3 KeyUpdate from the peer: %s; failing "
+			 "this connection rather than reading under a stale "
+			 "key",
+			 g->fd, why);
+		return fail(g, GNUTLS_E_UNIMPLEMENTED_FEATURE);
+	}
+	ktls_dbg("fd=%d: TLS 1.3 KeyUpdate received; next RX key installed",
+		 g->fd);
+	/* RFC 8446 4.6.3: ours goes out before our next data, as GnuTLS
+	 * itself does it (from the next send). With TX left in GnuTLS, the
+	 * request never reached GnuTLS and stays unanswered: the peer's
+	 * keys are unaffected either way. */
+	if (req && (atomic_load(&g->st) & GTS_TX) &&
+	    ktls_gt_can_rekey(&g->sec, 0))
+		atomic_fetch_or(&g->st, GTS_KU_OWED);
+	return async_done(g);
+}
+
+static int handshake_msg(struct ktls_gts *g, uint8_t type, size_t len,
+			 int at_start, int req)
 {
 	static atomic_int said_ticket;
 	int server = (atomic_load(&g->st) & GTS_SERVER) != 0;
@@ -531,14 +789,9 @@ static int handshake_msg(struct ktls_gts *g, uint8_t type)
 				 "kernel is dropped: this session cannot be "
 				 "resumed",
 				 g->fd);
-		return CONTINUE;
+		return async_done(g);
 	case KTLS_GT_HS_KEY_UPDATE:
-		ktls_err("fd=%d: TLS 1.3 KeyUpdate from the peer: GnuTLS "
-			 "hands out keys but not the traffic secret the next "
-			 "key derives from, so the kernel cannot follow; "
-			 "failing this connection",
-			 g->fd);
-		return fail(g, GNUTLS_E_UNIMPLEMENTED_FEATURE);
+		return key_update_received(g, at_start, len == 5 ? req : -1);
 	case KTLS_GT_HS_REHANDSHAKE:
 		return GNUTLS_E_REHANDSHAKE;
 	default:
@@ -584,8 +837,9 @@ static int ctrl_process(struct ktls_gts *g)
 			continue;
 		}
 		uint8_t type = g->ctrl[0];
+		int req = need > 4 ? g->ctrl[4] : -1, head = g->ctrl_head;
 		consume(g, need);
-		int r = handshake_msg(g, type);
+		int r = handshake_msg(g, type, need, head, req);
 		if (r != CONTINUE)
 			return r;
 	}
@@ -600,6 +854,7 @@ ssize_t ktls_gts_recv(struct ktls_gts *g, void *data, size_t size)
 		return 0;
 	if (!size)
 		return 0;
+	g->async = 0;
 	for (;;) {
 		int r;
 		if (g->ctrl_len) {
@@ -623,6 +878,8 @@ ssize_t ktls_gts_recv(struct ktls_gts *g, void *data, size_t size)
 				return fail(g, GNUTLS_E_RECORD_OVERFLOW);
 			memcpy(g->ctrl, data, (size_t)n);
 			g->ctrl_len = (size_t)n;
+			g->ctrl_rec = 0;
+			g->ctrl_head = 1;
 			g->ctrl_type = (uint8_t)type;
 			r = ctrl_process(g);
 		}
@@ -634,21 +891,7 @@ ssize_t ktls_gts_recv(struct ktls_gts *g, void *data, size_t size)
 static int send_alert(struct ktls_gts *g, uint8_t level, uint8_t desc)
 {
 	uint8_t body[2] = { level, desc };
-	char cbuf[CMSG_SPACE(sizeof(unsigned char))] = { 0 };
-	struct iovec iov = { body, sizeof(body) };
-	struct msghdr m = { 0 };
-	m.msg_iov = &iov;
-	m.msg_iovlen = 1;
-	m.msg_control = cbuf;
-	m.msg_controllen = sizeof(cbuf);
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	c->cmsg_level = SOL_TLS;
-	c->cmsg_type = TLS_SET_RECORD_TYPE;
-	c->cmsg_len = CMSG_LEN(sizeof(unsigned char));
-	*CMSG_DATA(c) = KTLS_CT_ALERT;
-	m.msg_controllen = c->cmsg_len;
-	ktls_real_ensure();
-	ssize_t n = ktls_real.sendmsg(g->fd, &m, send_flags(g));
+	ssize_t n = send_record(g, KTLS_CT_ALERT, body, sizeof(body));
 	if (n == (ssize_t)sizeof(body))
 		return 0;
 	if (n >= 0) /* a 2-byte record is never split; be safe anyway */
@@ -692,6 +935,9 @@ int ktls_gts_bye(struct ktls_gts *g, gnutls_close_request_t how)
 				    ? ktls_gts_recv(g, scratch, sizeof(scratch))
 				    : ktls_gt.record_recv(g->s, scratch,
 							  sizeof(scratch));
+		/* A ticket or KeyUpdate on the way is no reason to stop. */
+		if (n == GNUTLS_E_AGAIN && (st & GTS_RX) && g->async)
+			continue;
 		if (n <= 0) {
 			explicit_bzero(scratch, sizeof(scratch));
 			return (int)n;

@@ -44,7 +44,15 @@ int ktls_gts_bye(struct ktls_gts *g, gnutls_close_request_t how);
 int ktls_gts_alert_send(struct ktls_gts *g, int level, int desc);
 int ktls_gts_last_alert(struct ktls_gts *g); /* -1: none of ours */
 int ktls_gts_direction(struct ktls_gts *g);
-/* A second handshake, a KeyUpdate request: refused with a clear error. */
+/* gnutls_session_key_update on a moved session: 1 when GnuTLS should do
+ * it (TX is GnuTLS's), else its result over the kernel. */
+int ktls_gts_key_update(struct ktls_gts *g, unsigned flags);
+/* The program's keylog function, kept behind ours: 1 when the session
+ * has ours (then f was stored / given), 0 when GnuTLS's calls apply. */
+int ktls_gts_set_keylog(gnutls_session_t s, gnutls_keylog_func f);
+int ktls_gts_get_keylog(gnutls_session_t s, gnutls_keylog_func *f);
+/* A second handshake, or what cannot be done over the kernel: refused
+ * with a clear error. */
 int ktls_gts_refuse(struct ktls_gts *g, const char *what);
 
 #endif

@@ -170,9 +170,34 @@ int gnutls_session_key_update(gnutls_session_t session, unsigned flags)
 {
 	REAL_OR(session_key_update, GNUTLS_E_INTERNAL_ERROR);
 	struct ktls_gts *g = ktls_gts_moved(session);
-	if (g)
-		return ktls_gts_refuse(g, "gnutls_session_key_update");
+	if (g) {
+		int rc = ktls_gts_key_update(g, flags);
+		if (rc <= 0)
+			return rc;
+	}
 	return ktls_gt.session_key_update(session, flags);
+}
+
+void gnutls_session_set_keylog_function(gnutls_session_t session,
+					gnutls_keylog_func func)
+{
+	ktls_gt_bind();
+	if (ktls_gts_set_keylog(session, func))
+		return;
+	if (ktls_gt.session_set_keylog_function)
+		ktls_gt.session_set_keylog_function(session, func);
+}
+
+gnutls_keylog_func gnutls_session_get_keylog_function(
+	const gnutls_session_t session)
+{
+	gnutls_keylog_func f = NULL;
+	ktls_gt_bind();
+	if (ktls_gts_get_keylog(session, &f))
+		return f;
+	return ktls_gt.session_get_keylog_function
+		       ? ktls_gt.session_get_keylog_function(session)
+		       : NULL;
 }
 
 void gnutls_transport_set_push_function(gnutls_session_t session,

@@ -87,6 +87,22 @@ ktls_keylog_cb SSL_CTX_get_keylog_callback(const SSL_CTX *ctx)
 		    : ktls_ossl.SSL_CTX_get_keylog_callback(ctx);
 }
 
+void SSL_CTX_set_msg_callback(SSL_CTX *ctx, ktls_msg_cb cb)
+{
+	if (on())
+		ktls_engine_set_ctx_msg_cb(ctx, cb);
+	else
+		ktls_ossl.SSL_CTX_set_msg_callback(ctx, cb);
+}
+
+void SSL_set_msg_callback(SSL *s, ktls_msg_cb cb)
+{
+	if (on())
+		ktls_engine_set_msg_cb(s, cb);
+	else
+		ktls_ossl.SSL_set_msg_callback(s, cb);
+}
+
 uint64_t SSL_CTX_get_options(const SSL_CTX *ctx)
 {
 	if (!on())

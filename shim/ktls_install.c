@@ -8,6 +8,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fault.h"
+
 #ifndef SOL_TLS
 #define SOL_TLS 282
 #endif
@@ -19,12 +21,22 @@
 static int sys_setsockopt(int fd, int level, int name, const void *val,
 			  socklen_t len)
 {
+#ifdef KTLS_FAULT
+	int fault = ktls_fault_sockopt(1, level, name);
+	if (fault)
+		return errno = fault, -1;
+#endif
 	return (int)syscall(SYS_setsockopt, fd, level, name, val, len);
 }
 
 static int sys_getsockopt(int fd, int level, int name, void *val,
 			  socklen_t *len)
 {
+#ifdef KTLS_FAULT
+	int fault = ktls_fault_sockopt(0, level, name);
+	if (fault)
+		return errno = fault, -1;
+#endif
 	return (int)syscall(SYS_getsockopt, fd, level, name, val, len);
 }
 

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "fault.h"
 #include "log.h"
 #include "engine.h"
 #include "session.h"
@@ -71,6 +72,12 @@ static void bind_all(void)
 	SSLSYM(SSL_clear_options);
 	SSLSYM(SSL_CTX_set_keylog_callback);
 	SSLSYM(SSL_CTX_get_keylog_callback);
+	SSLSYM(SSL_CTX_set_msg_callback);
+	SSLSYM(SSL_set_msg_callback);
+	SSLSYM(SSL_get_session);
+	SSLSYM(SSL_SESSION_get_master_key);
+	SSLSYM(SSL_get_client_random);
+	SSLSYM(SSL_get_server_random);
 	SSLSYM(SSL_has_pending);
 	SSLSYM(SSL_in_before);
 	SSLSYM(SSL_is_server);
@@ -122,6 +129,12 @@ static void bind_all(void)
 			CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, NULL);
 		ktls_ossl.ex_hidden = ktls_ossl.CRYPTO_get_ex_new_index(
 			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+		ktls_ossl.ctx_ex_msgcb = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, NULL);
+		ktls_ossl.ex_msgcb = ktls_ossl.CRYPTO_get_ex_new_index(
+			CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+		if (ktls_ossl.ctx_ex_msgcb < 0 || ktls_ossl.ex_msgcb < 0)
+			ktls_ossl.ok = 0;
 		if (ktls_ossl.ctx_ex_hidden < 0 || ktls_ossl.ex_hidden < 0)
 			ktls_ossl.ok = 0;
 		if (ktls_ossl.ex_note < 0 || ktls_ossl.ex_cb < 0 ||
@@ -129,6 +142,10 @@ static void bind_all(void)
 		    ktls_ossl.ex_keys < 0 || ktls_ossl.ctx_ex_keylog < 0)
 			ktls_ossl.ok = 0;
 	}
+#ifdef KTLS_FAULT
+	if (ktls_ossl.ok)
+		ktls_fault_wrap_ossl(&ktls_ossl);
+#endif
 	if (!ktls_ossl.ok)
 		ktls_warn("libssl 3 symbols not found; sessions stay in userspace");
 	errno = saved;

@@ -36,7 +36,13 @@ struct ktls_ossl {
 	__typeof__(SSL_clear_options) *SSL_clear_options;
 	__typeof__(SSL_CTX_set_keylog_callback) *SSL_CTX_set_keylog_callback;
 	__typeof__(SSL_CTX_get_keylog_callback) *SSL_CTX_get_keylog_callback;
+	__typeof__(SSL_CTX_set_msg_callback) *SSL_CTX_set_msg_callback;
+	__typeof__(SSL_set_msg_callback) *SSL_set_msg_callback;
 	/* helpers */
+	__typeof__(SSL_get_session) *SSL_get_session;
+	__typeof__(SSL_SESSION_get_master_key) *SSL_SESSION_get_master_key;
+	__typeof__(SSL_get_client_random) *SSL_get_client_random;
+	__typeof__(SSL_get_server_random) *SSL_get_server_random;
 	__typeof__(OpenSSL_version_num) *OpenSSL_version_num;
 	__typeof__(SSL_set_options) *SSL_set_options;
 	__typeof__(SSL_get_options) *SSL_get_options;
@@ -77,6 +83,8 @@ struct ktls_ossl {
 	int ctx_ex_keylog; /* SSL_CTX ex_data: the program's keylog callback */
 	int ctx_ex_hidden; /* SSL_CTX/SSL ex_data: SSL_OP_ENABLE_KTLS is ours, */
 	int ex_hidden;     /* not the program's: *_get_options() hide it */
+	int ctx_ex_msgcb;  /* SSL_CTX/SSL ex_data: the program's message */
+	int ex_msgcb;      /* callback, behind the engine's (engine=shim) */
 };
 
 extern struct ktls_ossl ktls_ossl;

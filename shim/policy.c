@@ -35,6 +35,18 @@ enum ktls_reason ktls_policy_check(int rx, unsigned version,
 	return KTLS_R_MOVED;
 }
 
+unsigned long long ktls_policy_tx_key_budget(enum ktls_cipher kc)
+{
+	if (ktls_cfg.key_update_bytes != KTLS_KEY_UPDATE_AUTO)
+		return ktls_cfg.key_update_bytes;
+	/* AES-GCM may protect 2^24.5 full records under one key; 2^38 bytes
+	 * (256 GiB) stays below that. ChaCha20-Poly1305's limit is beyond
+	 * any connection's life. */
+	return kc == KTLS_CIPHER_AES_128_GCM || kc == KTLS_CIPHER_AES_256_GCM
+		       ? 1ull << 38
+		       : 0;
+}
+
 void ktls_policy_bpf_register(int fd, unsigned version, unsigned cipher_type,
 			      int tx, int rx)
 {

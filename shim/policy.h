@@ -18,6 +18,11 @@ unsigned ktls_version_bit(unsigned version);
 enum ktls_reason ktls_policy_check(int rx, unsigned version,
 				   enum ktls_cipher kc);
 
+/* TLS 1.3 TX: bytes under one key after which the shim sends a KeyUpdate
+ * (config key_update_bytes; auto: RFC 8446 5.5's AES-GCM limit), 0 for
+ * never. */
+unsigned long long ktls_policy_tx_key_budget(enum ktls_cipher kc);
+
 /* eBPF accounting (shim/bpf/register.h) of a moved socket: loads the
  * programs first where allowed (autoload.h), and says once, in one debug
  * line, why stats are off. */

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "real.h"
+#include "fault.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -67,6 +68,9 @@ static void bind_all(void)
 	BIND(sendmsg, "sendmsg", sys_sendmsg);
 	BIND(write, "write", sys_write);
 	BIND(recvmsg, "recvmsg", sys_recvmsg);
+#ifdef KTLS_FAULT
+	ktls_fault_wrap_real(&ktls_real);
+#endif
 	atomic_store_explicit(&ktls_real_ready, 1, memory_order_release);
 	errno = saved;
 }

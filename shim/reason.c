@@ -22,6 +22,7 @@ static const char *const names[KTLS_R_COUNT] = {
 	[KTLS_R_TLS13_RX_NO_REKEY] = "kernel-cannot-rekey-tls13",
 	[KTLS_R_NO_SECRET] = "no-traffic-secret",
 	[KTLS_R_DATA_PENDING] = "records-already-buffered",
+	[KTLS_R_SEQ_UNKNOWN] = "sequence-number-unknown",
 };
 
 const char *ktls_reason_name(enum ktls_reason r)

@@ -23,6 +23,7 @@ enum ktls_reason {
 	KTLS_R_TLS13_RX_NO_REKEY,  /* config: not on kernels without rekey */
 	KTLS_R_NO_SECRET,          /* the keylog callback never saw it */
 	KTLS_R_DATA_PENDING,       /* OpenSSL already holds records read */
+	KTLS_R_SEQ_UNKNOWN,        /* engine=shim: key change never seen */
 	KTLS_R_COUNT,
 };
 

@@ -76,10 +76,12 @@ static uint8_t errno8(int e)
 	return (uint8_t)(e > 0 && e < 256 ? e : 255);
 }
 
+/* OpenSSL's own installer, asked with SSL_OP_ENABLE_KTLS; not under
+ * engine = shim, where the shim's engine moves every direction. */
 static int want_ktls(void)
 {
 	return ktls_cfg.directions && ktls_cfg.ciphers && ktls_cfg.versions &&
-	       ktls_ossl.modern;
+	       ktls_ossl.modern && !ktls_engine_all();
 }
 
 static void handshake_done(SSL *s, int from_cb);
@@ -142,32 +144,43 @@ void ktls_sess_on_new(SSL *s)
 	    ktls_ossl.SSL_CTX_get_info_callback(ktls_ossl.SSL_get_SSL_CTX(s)) !=
 		    info_cb)
 		ktls_ossl.SSL_set_info_callback(s, info_cb);
+	ktls_engine_on_new(s);
 }
 
 /* Function pointers ride in ex_data slots (void *): POSIX guarantees the
- * round trip (dlsym relies on it too). */
+ * round trip (dlsym relies on it too). Where a slot cannot be set (out of
+ * memory) the program's callback goes straight to OpenSSL: the shim then
+ * settles that session after its next I/O call (ktls_sess_after_io), and
+ * the program loses nothing. */
 void ktls_sess_set_ctx_info_cb(SSL_CTX *ctx, ktls_info_cb cb)
 {
-	ktls_ossl.SSL_CTX_set_ex_data(ctx, ktls_ossl.ctx_ex_cb, (void *)cb);
-	ktls_ossl.SSL_CTX_set_info_callback(ctx, info_cb);
+	int kept = ktls_ossl.SSL_CTX_set_ex_data(ctx, ktls_ossl.ctx_ex_cb,
+						 (void *)cb);
+	ktls_ossl.SSL_CTX_set_info_callback(ctx, kept ? info_cb : cb);
 }
 
 ktls_info_cb ktls_sess_get_ctx_info_cb(const SSL_CTX *ctx)
 {
-	return ctx ? (ktls_info_cb)ktls_ossl.SSL_CTX_get_ex_data(
-			     ctx, ktls_ossl.ctx_ex_cb)
-		   : NULL;
+	if (!ctx)
+		return NULL;
+	ktls_info_cb r = ktls_ossl.SSL_CTX_get_info_callback((SSL_CTX *)ctx);
+	return r == info_cb ? (ktls_info_cb)ktls_ossl.SSL_CTX_get_ex_data(
+				      ctx, ktls_ossl.ctx_ex_cb)
+			    : r;
 }
 
 void ktls_sess_set_info_cb(SSL *s, ktls_info_cb cb)
 {
-	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_cb, (void *)cb);
-	ktls_ossl.SSL_set_info_callback(s, info_cb);
+	int kept = ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_cb, (void *)cb);
+	ktls_ossl.SSL_set_info_callback(s, kept ? info_cb : cb);
 }
 
 ktls_info_cb ktls_sess_get_info_cb(const SSL *s)
 {
-	return (ktls_info_cb)ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_cb);
+	ktls_info_cb r = ktls_ossl.SSL_get_info_callback(s);
+	return r == info_cb ? (ktls_info_cb)ktls_ossl.SSL_get_ex_data(
+				      s, ktls_ossl.ex_cb)
+			    : r;
 }
 
 /*
@@ -253,36 +266,49 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 		else if (r[rx] != KTLS_R_MOVED)
 			r[rx] = explain(e, fd, rx, version, kc);
 	}
-	/* What OpenSSL left and the shim's engine can take. Only from the
-	 * callback at the end of the handshake: then no record has been read
-	 * under the new key yet, so its sequence number is 0. */
-	int rx_shim = 0;
-	if (r[1] == KTLS_R_TLS13_RX_NEEDS_ENGINE && !poison && from_cb &&
-	    sock_fd(rb) == fd) {
-		r[1] = ktls_engine_move_rx13(s, fd, e, kc);
-		if (r[1] == KTLS_R_MOVED) {
-			rx_shim = 1;
-			r[1] = verify(fd, TLS_RX, 1, version, kc);
-			if (r[1] == KTLS_R_VERIFY_FAILED)
-				poison = 1;
-		}
+	/* What OpenSSL left and the shim's engine can take: TLS 1.3 RX
+	 * (auto), or everything OpenSSL was not asked to move (shim). auto
+	 * only from the callback at the end of the handshake: then no record
+	 * has been read under the new key yet, so its sequence number is 0;
+	 * shim counts records and knows it anyway. */
+	int all = ktls_engine_all(), by_shim[2] = { 0, 0 };
+	for (int rx = 0; rx < 2; rx++) {
+		int take = r[rx] == KTLS_R_TLS13_RX_NEEDS_ENGINE ||
+			   (all && r[rx] == KTLS_R_LIB_DECLINED);
+		if (!take || poison || (!from_cb && !all) ||
+		    sock_fd(rx ? rb : wb) != fd)
+			continue;
+		r[rx] = ktls_engine_move(s, fd, e, kc, rx);
+		if (r[rx] != KTLS_R_MOVED)
+			continue;
+		by_shim[rx] = 1;
+		r[rx] = verify(fd, rx ? TLS_RX : TLS_TX, 1, version, kc);
+		if (r[rx] == KTLS_R_VERIFY_FAILED)
+			poison = 1;
 	}
 	const struct ktls_cipher_desc *d = ktls_cipher_desc(kc);
 	atomic_store(&e->version, (uint16_t)version);
 	atomic_store(&e->cipher_type, d ? d->kernel_type : 0);
 	atomic_store(&e->tx_reason, (uint8_t)r[0]);
 	atomic_store(&e->rx_reason, (uint8_t)r[1]);
+	/* Only with the ex_data note whose free callback drops it again,
+	 * else a later sendfile() could reach a freed SSL; without it (out
+	 * of memory) sendfile() is refused, never sent in plaintext. */
 	if (r[0] != KTLS_R_MOVED && !poison) {
-		ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_fd,
-					  (void *)(uintptr_t)(fd + 1));
-		atomic_store(&e->ssl, (uintptr_t)s);
+		if (ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_fd,
+					      (void *)(uintptr_t)(fd + 1)))
+			atomic_store(&e->ssl, (uintptr_t)s);
+		else
+			atomic_fetch_or(&e->flags, KTLS_FD_NO_SSL);
 	}
 	atomic_fetch_or(&e->flags,
 			KTLS_FD_TLS | (r[0] == KTLS_R_MOVED ? KTLS_FD_TX : 0) |
 				(r[1] == KTLS_R_MOVED ? KTLS_FD_RX : 0) |
 				(poison ? KTLS_FD_POISONED : 0));
 	ktls_stats_session(r[0], r[1]);
-	if (rx_shim && r[1] == KTLS_R_MOVED)
+	if (by_shim[0] && r[0] == KTLS_R_MOVED)
+		atomic_fetch_add(&ktls_stats.tx_shim, 1);
+	if (by_shim[1] && r[1] == KTLS_R_MOVED)
 		atomic_fetch_add(&ktls_stats.rx_shim, 1);
 	ktls_engine_settle(s, e, kc);
 	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_note, NOTE_FINAL);
@@ -311,7 +337,7 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 		 c ? ktls_ossl.SSL_CIPHER_get_name(c) : "none",
 		 r[0] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[0]),
 		 r[1] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[1]),
-		 rx_shim ? "openssl,rx:shim" : "openssl",
+		 all ? "shim" : by_shim[1] ? "openssl,rx:shim" : "openssl",
 		 *zc ? " tx_zerocopy_ro=" : "", zc);
 }
 
@@ -545,6 +571,14 @@ ssize_t ktls_sess_sendfile(struct ktls_fd *e, int out_fd, int in_fd,
 		return -1;
 	uint32_t f = atomic_load(&e->flags);
 	SSL *s = (SSL *)atomic_load(&e->ssl);
+	if (!(f & KTLS_FD_TX) && (f & KTLS_FD_NO_SSL)) {
+		ktls_err("fd=%d: sendfile() refused: the session is in "
+			 "userspace and the shim could not keep its SSL (out "
+			 "of memory); a raw sendfile() would send plaintext",
+			 out_fd);
+		errno = ENOMEM;
+		return -1;
+	}
 	if ((f & KTLS_FD_TX) || !(f & KTLS_FD_FINAL) || !s) {
 		ssize_t n = real(out_fd, in_fd, offset, count);
 		if (n > 0) {
@@ -610,7 +644,7 @@ ssize_t ktls_sess_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,
 	ssize_t n;
 	int type = -1;
 	if (atomic_load_explicit(&e->flags, memory_order_relaxed) &
-	    KTLS_FD_RX_SHIM) {
+	    KTLS_FD_RX_SHIM13) {
 		n = ktls_engine_recvmsg(fd, e, m, flags, ktls_real.recvmsg,
 					&type);
 		/* The engine appended the record type: one byte more. */

@@ -58,7 +58,11 @@ void ktls_stats_format(char *buf, unsigned long len)
 	if (emul && n >= 0 && (unsigned long)n < len)
 		n += snprintf(buf + n, len - (unsigned long)n,
 			      " sendfile_emulated_bytes=%llu", emul);
-	unsigned long shim = atomic_load(&ktls_stats.rx_shim);
+	unsigned long shim = atomic_load(&ktls_stats.tx_shim);
+	if (shim && n >= 0 && (unsigned long)n < len)
+		n += snprintf(buf + n, len - (unsigned long)n,
+			      " tx_kernel_by_shim=%lu", shim);
+	shim = atomic_load(&ktls_stats.rx_shim);
 	if (shim && n >= 0 && (unsigned long)n < len)
 		n += snprintf(buf + n, len - (unsigned long)n,
 			      " rx_kernel_by_shim=%lu", shim);

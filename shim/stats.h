@@ -16,6 +16,7 @@ struct ktls_stats {
 	atomic_ullong sendfile_emulated; /* bytes sent via SSL_write */
 	atomic_ullong sendfile_kernel;   /* zero-copy: sendfile on kTLS TX */
 	atomic_ulong rx_shim;            /* of moved[1]: by the shim's engine */
+	atomic_ulong tx_shim;            /* of moved[0]: likewise */
 	atomic_ulong rekeys_rx, rekeys_tx; /* TLS 1.3 KeyUpdates followed */
 };
 

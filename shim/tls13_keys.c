@@ -86,6 +86,9 @@ int ktls_tls13_expand(const struct ktls_kdf_ops *ops, const uint8_t *secret,
 	n += ll;
 	info[n++] = 0;
 
+	if (ops->expand)
+		return ops->expand(ops, secret, secret_len, info, n, out,
+				   out_len);
 	/* OSSL_PARAM is a public struct: built by hand, so the shim needs no
 	 * OSSL_PARAM_construct_* symbols from libcrypto. */
 	OSSL_PARAM p[] = {
@@ -120,6 +123,27 @@ int ktls_tls13_key_iv(const struct ktls_kdf_ops *ops, const uint8_t *secret,
 		return -1;
 	}
 	return 0;
+}
+
+int ktls_tls13_crypto_info(const struct ktls_kdf_ops *ops,
+			   struct ktls_crypto_info *ci, enum ktls_cipher kc,
+			   const uint8_t *secret, size_t secret_len,
+			   uint64_t seq)
+{
+	const struct ktls_cipher_desc *d = ktls_cipher_desc(kc);
+	uint8_t key[32], iv[12];
+	int rc = -1;
+	if (d && d->key_len <= sizeof(key) &&
+	    ktls_tls13_key_iv(ops, secret, secret_len, key, d->key_len, iv) ==
+		    0) {
+		rc = ktls_crypto_info_build(ci, KTLS_TLS13, kc, key, d->key_len,
+					    iv, sizeof(iv), NULL, seq);
+		ops->cleanse(key, sizeof(key));
+		ops->cleanse(iv, sizeof(iv));
+	}
+	if (rc != 0)
+		ktls_crypto_info_wipe(ci);
+	return rc;
 }
 
 int ktls_tls13_next_secret(const struct ktls_kdf_ops *ops, uint8_t *secret,

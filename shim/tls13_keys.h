@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cipher.h"
+#include "crypto_info.h"
+
 #define KTLS_TLS13_MAX_SECRET 48 /* SHA-384 */
 
 struct ktls_kdf_ops {
@@ -23,6 +26,13 @@ struct ktls_kdf_ops {
 	int (*derive)(EVP_KDF_CTX *, unsigned char *, size_t,
 		      const OSSL_PARAM *);
 	void (*cleanse)(void *, size_t);
+	/* When set, HKDF-Expand goes through here instead of EVP_KDF (the
+	 * GnuTLS backend, gnutls_kdf.c, for programs that never load
+	 * libcrypto; the EVP fields may then be NULL). SHA-384 when prk_len
+	 * is 48, else SHA-256. 0 on success. */
+	int (*expand)(const struct ktls_kdf_ops *self, const uint8_t *prk,
+		      size_t prk_len, const uint8_t *info, size_t info_len,
+		      uint8_t *out, size_t out_len);
 };
 
 enum ktls_secret_kind {
@@ -51,6 +61,14 @@ int ktls_tls13_expand(const struct ktls_kdf_ops *ops, const uint8_t *secret,
 int ktls_tls13_key_iv(const struct ktls_kdf_ops *ops, const uint8_t *secret,
 		      size_t secret_len, uint8_t *key, size_t key_len,
 		      uint8_t iv[12]);
+
+/* The kernel's TLS 1.3 struct for a traffic secret, starting at record
+ * seq (0 after the handshake or a KeyUpdate; a TLS 1.3 server has sent its
+ * tickets by then). 0, or -1 with ci wiped. */
+int ktls_tls13_crypto_info(const struct ktls_kdf_ops *ops,
+			   struct ktls_crypto_info *ci, enum ktls_cipher kc,
+			   const uint8_t *secret, size_t secret_len,
+			   uint64_t seq);
 
 /* KeyUpdate: the next application traffic secret, in place. */
 int ktls_tls13_next_secret(const struct ktls_kdf_ops *ops, uint8_t *secret,

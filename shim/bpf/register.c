@@ -18,6 +18,7 @@
 #include "register.h"
 #include "ktls_stats.h"
 #include "ulp_diag.h"
+#include "../fault.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
@@ -36,6 +37,11 @@ static int64_t now_ns(void)
 
 static long sys_bpf(int cmd, union bpf_attr *a)
 {
+#ifdef KTLS_FAULT
+	int fault = ktls_fault_bpf(cmd);
+	if (fault)
+		return errno = fault, -1;
+#endif
 	return syscall(SYS_bpf, cmd, a, sizeof(*a));
 }
 

@@ -12,6 +12,7 @@ import re
 import select
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -75,6 +76,15 @@ def rx_state(tls):
 
 # Bytes each way in the big transfers; the VM (software-emulated CPU) is slow.
 BIG = int(os.environ.get("KTLS_TEST_BYTES", str(64 * MiB)))
+
+
+# Figures a test wants in CI's log (load, soak), printed after the results.
+FIGURES = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in FIGURES:
+        terminalreporter.write_line(line)
 
 
 def pytest_report_header(config):
@@ -147,6 +157,37 @@ def shim_config(workdir):
 # is preloaded into are not, so the ASan runtime must be preloaded first.
 # Their own leaks are not ours to judge: leak detection off, UB still fatal.
 ASAN_RT = os.environ.get("KTLS_ASAN_RUNTIME")
+# Sanitizer reports go to files here, and _sanitizer_reports fails the test
+# that produced one: a report from a program whose exit status the test does
+# not check (a peer, a killed server, an expected failure) must not pass.
+SAN_DIR = tempfile.mkdtemp(prefix="ktls-san.") if ASAN_RT else None
+
+
+def san_options(leaks=False):
+    """leaks=True for programs whose every allocation is ours to judge
+    (tls_load in the soak)."""
+    return dict(ASAN_OPTIONS=f"detect_leaks={int(leaks)}:abort_on_error=1:"
+                             f"log_path={SAN_DIR}/asan",
+                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:"
+                              f"log_path={SAN_DIR}/ubsan")
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_reports():
+    yield
+    if not SAN_DIR:
+        return
+    reports = []
+    for name in sorted(os.listdir(SAN_DIR)):
+        path = os.path.join(SAN_DIR, name)
+        with open(path, errors="replace") as f:
+            text = f.read()
+        os.unlink(path)
+        if text.strip():
+            reports.append(f"== {name}\n{text}")
+    if reports:
+        pytest.fail("sanitizer reports:\n" + "\n".join(reports)[-30000:],
+                    pytrace=False)
 
 
 def shim_env(config, **extra):
@@ -154,8 +195,7 @@ def shim_env(config, **extra):
     env.update(LD_PRELOAD=f"{ASAN_RT}:{SHIM}" if ASAN_RT else SHIM,
                KTLS_SHIM_LOG_LEVEL="debug", KTLS_SHIM_CONFIG=config)
     if ASAN_RT:
-        env.update(ASAN_OPTIONS="detect_leaks=0:abort_on_error=1",
-                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        env.update(san_options())
     env.update(extra)
     return env
 

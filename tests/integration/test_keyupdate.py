@@ -67,12 +67,15 @@ def rekeys(proc):
 
 
 SIDES = ["client", "server"]
+# auto: OpenSSL installs TX, the shim's engine RX; shim: the engine both.
+ENGINES = {"auto": {}, "shim": {"KTLS_SHIM_ENGINE": "shim"}}
 
 
+@pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("side", SIDES)
-def test_program_key_updates(side, certs, shim_config):
+def test_program_key_updates(side, engine, certs, shim_config):
     """The shimmed program calls SSL_key_update N times while sending."""
-    cli, srv, d = run(certs, shim_config, side, side)
+    cli, srv, d = run(certs, shim_config, side, side, ENGINES[engine])
     intact(cli, srv)
     me = cli if side == "client" else srv
     refused = me.err.count("SSL_key_update refused")
@@ -90,11 +93,12 @@ def test_program_key_updates(side, certs, shim_config):
         assert refused == 0, me.err
 
 
+@pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("side", SIDES)
-def test_peer_key_updates(side, certs, shim_config):
+def test_peer_key_updates(side, engine, certs, shim_config):
     """The unshimmed peer sends N KeyUpdates, half asking us to update."""
     peer = "server" if side == "client" else "client"
-    cli, srv, d = run(certs, shim_config, side, peer)
+    cli, srv, d = run(certs, shim_config, side, peer, ENGINES[engine])
     me, other = (cli, srv) if side == "client" else (srv, cli)
     if REKEY or not KERNEL:
         intact(cli, srv)
@@ -134,8 +138,9 @@ def test_peer_key_update_without_rekey_fails_cleanly(side, certs,
     assert d.get("TlsDecryptError", 0) == 0, d
 
 
+@pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("side", SIDES)
-def test_shim_key_update_at_byte_budget(side, certs, shim_config):
+def test_shim_key_update_at_byte_budget(side, engine, certs, shim_config):
     """key_update_bytes: after that many bytes under one TX key the shim
     has OpenSSL send a KeyUpdate (AES-GCM's limit, RFC 8446 5.5, by
     default; 1M here so a test sees several). Only where the kernel can
@@ -152,7 +157,8 @@ def test_shim_key_update_at_byte_budget(side, certs, shim_config):
             a += ["--cert", certs["ec"][0], "--key", certs["ec"][1]]
         return a
 
-    env = {side: shim_env(shim_config, KTLS_SHIM_KEY_UPDATE_BYTES="1M"),
+    env = {side: shim_env(shim_config, KTLS_SHIM_KEY_UPDATE_BYTES="1M",
+                          **ENGINES[engine]),
            peer: plain_env()}
     srv = Proc(argv("server", 0), env["server"])
     cli = Proc(argv("client", srv.read_port()), env["client"])
@@ -174,8 +180,9 @@ ABORT = __import__("os").path.join(__import__("os").path.dirname(__file__),
                                    "pyssl_abort.py")
 
 
+@pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
-def test_abortive_close_by_peer(tls, certs, shim_config):
+def test_abortive_close_by_peer(tls, engine, certs, shim_config):
     """The peer resets the connection (no close_notify) while the shimmed
     side, with RX in the kernel where it can be, still reads: the program
     sees the error OpenSSL gives without the shim (SSL_ERROR_SYSCALL with
@@ -190,7 +197,8 @@ def test_abortive_close_by_peer(tls, certs, shim_config):
         port = srv.read_port()
         cli = Proc([XFER, "--role", "client", "--port", str(port), "--tls",
                     tls, "--send", "1"],
-                   shim_env(shim_config) if shimmed else plain_env())
+                   shim_env(shim_config, **ENGINES[engine]) if shimmed
+                   else plain_env())
         rc = cli.wait()
         assert srv.wait() == 0, srv.err
         d = delta(before, tls_stat())

@@ -9,10 +9,12 @@ import subprocess
 
 import pytest
 
-from conftest import (ASAN_RT, BIG, HERE, KERNEL, PY, XFER, MiB, Proc, delta,
+from conftest import (ASAN_RT, BIG, HERE, KERNEL, PY, REKEY, XFER, MiB, Proc,
+                      delta,
                       free_port, make_file, parse_conns, plain_env, rx_moves,
                       rx_state, sha256_file, shim_env, shim_sessions,
                       shim_summary, tls_stat)
+from test_load import LOAD
 
 
 @pytest.fixture(scope="module")
@@ -120,17 +122,20 @@ def test_shimmed_s_client_fetches(tls, certs, shim_config, workdir,
         assert sess[0]["rx"] == "kernel-has-no-tls"
 
 
+@pytest.mark.parametrize("engine", ["auto", "shim"])
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
 @pytest.mark.parametrize("shimmed_role", ["server", "client"])
-def test_python_ssl(shimmed_role, tls, certs, shim_config):
-    """CPython's ssl module (settimeout: non-blocking underneath) against
-    an unshimmed tls_xfer."""
+def test_python_ssl(shimmed_role, tls, engine, certs, shim_config):
+    """CPython's ssl module (settimeout: non-blocking underneath: WANT_READ
+    and WANT_WRITE, SSL_read_ex/SSL_write_ex, close_notify both ways)
+    against an unshimmed tls_xfer, with each engine."""
     size = BIG // 4
+    py_env = shim_env(shim_config, KTLS_SHIM_ENGINE=engine)
     before = tls_stat()
     if shimmed_role == "server":
         py = Proc([PY, os.path.join(HERE, "pyssl_peer.py"), "server",
                    "--cert", certs["ec"][0], "--key", certs["ec"][1],
-                   "--send", str(size), "--tls", tls], shim_env(shim_config))
+                   "--send", str(size), "--tls", tls], py_env)
         port = py.read_port()
         other = Proc([XFER, "--role", "client", "--port", str(port),
                       "--tls", tls, "--send", str(size // 2)], plain_env())
@@ -141,7 +146,7 @@ def test_python_ssl(shimmed_role, tls, certs, shim_config):
         port = other.read_port()
         py = Proc([PY, os.path.join(HERE, "pyssl_peer.py"), "client",
                    "--port", str(port), "--send", str(size), "--tls", tls],
-                  shim_env(shim_config))
+                  py_env)
     assert py.wait() == 0, py.err
     assert other.wait() == 0, other.err
     (p,), (o,) = parse_conns(py.out), parse_conns(other.out)
@@ -152,6 +157,9 @@ def test_python_ssl(shimmed_role, tls, certs, shim_config):
     (sess,) = shim_sessions(py.err)
     summ = shim_summary(py.err)
     d = delta(before, tls_stat())
+    assert sess["engine"] == ("shim" if engine == "shim" else
+                              "openssl,rx:shim" if tls == "1.3" and REKEY
+                              else "openssl"), py.err
     if KERNEL:
         assert sess["tx"] == "kernel"
         assert sess["rx"] == rx_state(tls)
@@ -231,29 +239,53 @@ def test_python_unix_socket_and_memory_bio_stay_in_userspace(certs,
 
 
 def test_fork_after_move_and_exec(certs, shim_config):
+    """pyssl_fork.py: two sessions moved, fork, the child goes on with one
+    and the parent with the other at the same time; then an exec'd tls_xfer
+    (shim still in LD_PRELOAD) moves its own session. The peer, an
+    unshimmed tls_load server, checks every byte of all three."""
     n = 4 * MiB
-    srv = Proc([XFER, "--role", "server", "--port", "0", "--tls", "1.2",
-                "--cert", certs["ec"][0], "--key", certs["ec"][1]],
-               plain_env())
+    srv = Proc([LOAD, "--role", "server", "--cert", certs["ec"][0],
+                "--key", certs["ec"][1], "--conns", "3", "--min", str(n),
+                "--max", str(n)], plain_env())
     port = srv.read_port()
+    before = tls_stat()
     py = subprocess.run([PY, os.path.join(HERE, "pyssl_fork.py"), str(port),
-                         str(n)], env=shim_env(shim_config),
+                         str(n), XFER], env=shim_env(shim_config),
                         capture_output=True, text=True, timeout=600)
     assert py.returncode == 0, py.stderr
     assert srv.wait() == 0, srv.err
-    child, exe = py.stdout.splitlines()
-    _, rc, digest = child.split()
-    (s,) = parse_conns(srv.out)
-    assert rc == "0" and s["recv_sha256"] == digest and int(s["recv"]) == n
-    assert exe.startswith("exec 0 OpenSSL 3")
-    # The parent reports the session; the child only what it did after
-    # the fork (nothing new); the exec'd openssl never used libssl for TLS
-    # and stays quiet.
-    summaries = re.findall(r"summary (\S+) sessions=(\d+) tx_kernel=(\d+)",
-                           py.stderr)
+    d = delta(before, tls_stat())
+    ours = {c["conn"]: c for c in parse_conns(py.stdout)}
+    theirs = {s["port"]: s for s in parse_conns(srv.out)}
+    assert sorted(ours) == ["0", "child", "parent"] and len(theirs) == 3
+    xfer_port = (set(theirs) - {ours["child"]["port"],
+                                ours["parent"]["port"]}).pop()
+    for c, s in ((ours["child"], theirs[ours["child"]["port"]]),
+                 (ours["parent"], theirs[ours["parent"]["port"]]),
+                 (ours["0"], theirs[xfer_port])):
+        assert int(c["sent"]) == int(s["recv"]) == n
+        assert int(c["recv"]) == int(s["sent"]) == n
+        assert c["sent_sha256"] == s["recv_sha256"]
+        assert c["recv_sha256"] == s["sent_sha256"]
+    assert theirs[ours["child"]["port"]]["version"] == "TLSv1.2"
+    assert theirs[ours["parent"]["port"]]["version"] == "TLSv1.3"
+    # The parent moved both sessions before the fork; the child moved none
+    # of its own; the exec'd tls_xfer moved its session itself.
+    summaries = re.findall(r"summary (\S+) sessions=(\d+) tx_kernel=(\d+) "
+                           r"rx_kernel=(\d+)", py.stderr)
+    k = KERNEL
     assert sorted(summaries) == sorted([
-        ("python3.11", "1", "1" if KERNEL else "0"),
-        ("python3.11", "0", "0")]), py.stderr
+        ("python3.11", "2", str(2 * k), str(k + rx_moves("1.3"))),
+        ("python3.11", "0", "0", "0"),
+        ("tls_xfer", "1", str(int(k)), str(int(k)))]), py.stderr
+    # The sockets stayed in the kernel in the process that used them.
+    assert ours["child"]["kernel_tx"] == ours["child"]["kernel_rx"] == str(
+        int(k))
+    assert ours["parent"]["kernel_tx"] == str(int(k))
+    assert ours["parent"]["kernel_rx"] == str(int(rx_moves("1.3")))
+    assert ours["0"]["kernel_tx"] == ours["0"]["kernel_rx"] == str(int(k))
+    if k:
+        assert d["TlsTxSw"] == 3 and d["TlsRxSw"] == 2 + rx_moves("1.3"), d
 
 
 def test_python_https_file_server(certs, shim_config, workdir):

@@ -18,6 +18,16 @@
  *          <client random> <server random>", which key derivation needs)
  *          --hold (at the end, after SSL_CTX_free: print "HOLD", then wait
  *          for EOF on stdin, so a test can scan this process's memory)
+ *          --key-update-burst N (N KeyUpdates back to back right after
+ *          the handshake, before any data)
+ *          --info-cb ssl|ctx (an info callback on the SSL or its
+ *          SSL_CTX that prints "info callback: handshake done" to stderr)
+ *          --recv-file PATH (every byte SSL_read returns, written as it
+ *          comes: what a connection that dies delivered before it died;
+ *          PATH.I for connection I when --conns > 1)
+ *          --fork (each connection in a child process, so one that dies
+ *          does not end the others; after each, "tls_xfer: conn=I exit=N"
+ *          or "signal=N" on stderr)
  * One line per connection on stdout:
  *   conn=0 version=TLSv1.3 cipher=... sent=N sent_sha256=H recv=M
  *   recv_sha256=H lib_tx=1 lib_rx=0 kernel_tx=1 kernel_rx=0
@@ -42,6 +52,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ktls_shim.h"
@@ -58,8 +69,9 @@ struct opts {
 	unsigned long long send, recv_until;
 	uint64_t seed;
 	size_t chunk;
-	const char *keylog;
-	int hold;
+	const char *keylog, *recv_file;
+	int hold, key_update_burst, fork_conns;
+	const char *info_cb; /* "ssl" or "ctx": where the info callback goes */
 };
 
 static void die(const char *what)
@@ -163,11 +175,26 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 	unsigned long long sent = 0, recvd = 0;
 	size_t pending = 0; /* bytes of out awaiting a retried SSL_write */
 	int shut_sent = 0, recv_done = 0, updated = 0;
+	char rpath[4096];
+	if (o->recv_file)
+		snprintf(rpath, sizeof(rpath), o->conns > 1 ? "%s.%d" : "%s",
+			 o->recv_file, conn);
+	int rfd = o->recv_file ? open(rpath,
+				      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				      0600)
+			       : -1;
+	if (o->recv_file && rfd < 0)
+		die("--recv-file");
 
 	if (o->server)
 		RETRY(s, fd, "SSL_accept", SSL_accept(s))
 	else
 		RETRY(s, fd, "SSL_connect", SSL_connect(s))
+	for (int i = 0; i < o->key_update_burst; i++) {
+		if (!SSL_key_update(s, SSL_KEY_UPDATE_NOT_REQUESTED))
+			die_ssl("SSL_key_update", s, 0);
+		RETRY(s, fd, "SSL_do_handshake", SSL_do_handshake(s))
+	}
 
 	/* --sendfile: the payload is a file, sent with sendfile(2) on the TLS
 	 * socket as a program would (nginx does when kTLS is on). */
@@ -262,6 +289,8 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 			if (r > 0) {
 				EVP_DigestUpdate(hr, in, n);
 				recvd += n;
+				if (rfd >= 0 && write(rfd, in, n) != (ssize_t)n)
+					die("--recv-file");
 				progress = 1;
 				if (o->recv_until && recvd >= o->recv_until)
 					recv_done = 1;
@@ -298,6 +327,8 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 	fflush(stdout);
 	if (ffd >= 0)
 		close(ffd);
+	if (rfd >= 0)
+		close(rfd);
 	EVP_MD_CTX_free(hs);
 	EVP_MD_CTX_free(hr);
 	free(out);
@@ -316,6 +347,14 @@ static void keylog_line(const SSL *s, const char *line)
 		fprintf(keylog_file, "SERVER_RANDOM %.64s %s\n", line + 14, h);
 	}
 	fflush(keylog_file);
+}
+
+/* --info-cb: a program's own info callback, which must keep running. */
+static void info_line(const SSL *s, int where, int ret)
+{
+	(void)s, (void)ret;
+	if (where & SSL_CB_HANDSHAKE_DONE)
+		fprintf(stderr, "tls_xfer: info callback: handshake done\n");
 }
 
 static SSL_CTX *make_ctx(const struct opts *o)
@@ -341,6 +380,8 @@ static SSL_CTX *make_ctx(const struct opts *o)
 	     SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM) != 1))
 		die("certificate");
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (o->info_cb && strcmp(o->info_cb, "ctx") == 0)
+		SSL_CTX_set_info_callback(ctx, info_line);
 	if (o->keylog) {
 		keylog_file = fopen(o->keylog, "a");
 		if (!keylog_file)
@@ -352,9 +393,33 @@ static SSL_CTX *make_ctx(const struct opts *o)
 
 static void run_conn(const struct opts *o, SSL_CTX *ctx, int fd, int conn)
 {
+	if (o->fork_conns) {
+		fflush(NULL);
+		pid_t pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (pid > 0) {
+			int st = 0;
+			close(fd);
+			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+				;
+			fprintf(stderr, "tls_xfer: conn=%d %s=%d\n", conn,
+				WIFSIGNALED(st) ? "signal" : "exit",
+				WIFSIGNALED(st) ? WTERMSIG(st)
+						: WEXITSTATUS(st));
+			return;
+		}
+		struct opts child = *o;
+		child.fork_conns = 0;
+		run_conn(&child, ctx, fd, conn);
+		fflush(NULL);
+		_exit(0);
+	}
 	if (!o->blocking)
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	SSL *s = SSL_new(ctx);
+	if (o->info_cb && strcmp(o->info_cb, "ssl") == 0)
+		SSL_set_info_callback(s, info_line);
 	SSL_set_fd(s, fd);
 	transfer(o, s, fd, conn);
 	SSL_free(s);
@@ -376,6 +441,9 @@ int main(int argc, char **argv)
 		{ "text", 0, 0, 'T' },	    { "sendfile", 1, 0, 'F' },
 		{ "sendfile-nooff", 0, 0, 'O' }, { "keylog", 1, 0, 'K' },
 		{ "hold", 0, 0, 'H' }, { "key-updates", 1, 0, 'u' },
+		{ "info-cb", 1, 0, 'I' },
+		{ "recv-file", 1, 0, 'W' }, { "key-update-burst", 1, 0, 'Y' },
+		{ "fork", 0, 0, 'P' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -400,6 +468,10 @@ int main(int argc, char **argv)
 		case 'O': o.sendfile_nooff = 1; break;
 		case 'K': o.keylog = optarg; break;
 		case 'H': o.hold = 1; break;
+		case 'I': o.info_cb = optarg; break;
+		case 'W': o.recv_file = optarg; break;
+		case 'Y': o.key_update_burst = atoi(optarg); break;
+		case 'P': o.fork_conns = 1; break;
 		case 'R': o.recv_until = strtoull(optarg, NULL, 0); break;
 		default: fprintf(stderr, "tls_xfer: bad option\n"); return 2;
 		}

@@ -1101,9 +1101,10 @@ Test(config, engine_values)
 	cr_assert_eq(cfg.engine, KTLS_ENGINE_OPENSSL);
 	set_ok("engine", "auto");
 	cr_assert_eq(cfg.engine, KTLS_ENGINE_AUTO);
-	/* "shim" (the shim's engine for every direction) is not built yet:
-	 * refused by name rather than silently treated as auto. */
-	set_bad("engine", "shim", "shim");
+	set_ok("engine", "shim");
+	cr_assert_eq(cfg.engine, KTLS_ENGINE_SHIM);
+	set_ok("engine", "auto");
+	set_bad("engine", "userspace", "userspace");
 	set_bad("engine", "", "");
 	cr_assert_eq(cfg.engine, KTLS_ENGINE_AUTO);
 	struct ktls_prog p = { .exe_name = "nginx", .path = "/usr/sbin/nginx",

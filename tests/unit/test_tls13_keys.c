@@ -11,11 +11,13 @@
 #include <openssl/kdf.h>
 #include <string.h>
 
+#include "gnutls_kdf.h"
 #include "tls13_keys.h"
 
 static const struct ktls_kdf_ops ops = {
-	EVP_KDF_fetch, EVP_KDF_free, EVP_KDF_CTX_new,
-	EVP_KDF_CTX_free, EVP_KDF_derive, OPENSSL_cleanse,
+	.fetch = EVP_KDF_fetch, .free = EVP_KDF_free,
+	.ctx_new = EVP_KDF_CTX_new, .ctx_free = EVP_KDF_CTX_free,
+	.derive = EVP_KDF_derive, .cleanse = OPENSSL_cleanse,
 };
 
 static void unhex(const char *h, uint8_t *out)
@@ -78,6 +80,63 @@ Test(tls13_keys, refuses_odd_secret_lengths)
 	cr_expect_eq(ktls_tls13_expand(&ops, s, 31, "key", out, 16), -1);
 	cr_expect_eq(ktls_tls13_expand(&ops, s, 64, "key", out, 16), -1);
 	cr_expect_eq(ktls_tls13_next_secret(&ops, s, 20), -1);
+}
+
+/* The same key schedule over GnuTLS's HKDF (gnutls_kdf.c), as GnuTLS-only
+ * programs run it: the RFC 8448 values again, and SHA-384 equal to the
+ * libcrypto path. */
+Test(tls13_keys_gnutls, rfc8448_key_iv_and_key_update)
+{
+	struct ktls_gt_kdf g;
+	uint8_t s[32], key[16], iv[12];
+	ktls_gt_kdf_init(&g, gnutls_hkdf_expand);
+	unhex(RFC8448_S_AP, s);
+	cr_assert_eq(ktls_tls13_key_iv(&g.ops, s, 32, key, 16, iv), 0);
+	expect_hex(key, "9f02283b6c9c07efc26bb9f2ac92e356");
+	expect_hex(iv, "cf782b88dd83549aadf1e984");
+	cr_assert_eq(ktls_tls13_next_secret(&g.ops, s, 32), 0);
+	expect_hex(s, "51921b8aa3001976eb401d0a4319a851"
+		      "6416a6c56001a357e5d162031e84f916");
+}
+
+Test(tls13_keys_gnutls, sha384_matches_libcrypto)
+{
+	struct ktls_gt_kdf g;
+	uint8_t a[48], b[48], ka[32], kb[32], ia[12], ib[12];
+	ktls_gt_kdf_init(&g, gnutls_hkdf_expand);
+	for (int i = 0; i < 48; i++)
+		a[i] = b[i] = (uint8_t)(i * 7 + 1);
+	for (int round = 0; round < 3; round++) {
+		cr_assert_eq(ktls_tls13_key_iv(&g.ops, a, 48, ka, 32, ia), 0);
+		cr_assert_eq(ktls_tls13_key_iv(&ops, b, 48, kb, 32, ib), 0);
+		cr_expect_arr_eq(ka, kb, 32);
+		cr_expect_arr_eq(ia, ib, 12);
+		cr_assert_eq(ktls_tls13_next_secret(&g.ops, a, 48), 0);
+		cr_assert_eq(ktls_tls13_next_secret(&ops, b, 48), 0);
+		cr_expect_arr_eq(a, b, 48);
+	}
+}
+
+Test(tls13_keys_gnutls, crypto_info_from_a_secret)
+{
+	struct ktls_gt_kdf g;
+	struct ktls_crypto_info ci;
+	uint8_t s[32];
+	ktls_gt_kdf_init(&g, gnutls_hkdf_expand);
+	unhex(RFC8448_S_AP, s);
+	cr_assert_eq(ktls_tls13_crypto_info(&g.ops, &ci,
+					    KTLS_CIPHER_AES_128_GCM, s, 32, 0),
+		     0);
+	cr_expect_eq(ci.u.base.version, TLS_1_3_VERSION);
+	cr_expect_eq(ci.len, sizeof(ci.u.gcm128));
+	expect_hex(ci.u.gcm128.key, "9f02283b6c9c07efc26bb9f2ac92e356");
+	expect_hex(ci.u.gcm128.salt, "cf782b88");
+	expect_hex(ci.u.gcm128.iv, "dd83549aadf1e984");
+	/* No HKDF bound (a GnuTLS older than 3.6.13): refused, not garbage. */
+	ktls_gt_kdf_init(&g, NULL);
+	cr_expect_eq(ktls_tls13_crypto_info(&g.ops, &ci,
+					    KTLS_CIPHER_AES_128_GCM, s, 32, 0),
+		     -1);
 }
 
 #define CR64 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"

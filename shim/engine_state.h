@@ -1,0 +1,35 @@
+/*
+ * What the engine keeps per SSL, and how it learns it: the keylog and
+ * message callbacks it chains in front of the program's (engine_callbacks.c)
+ * fill it; the installer (engine.c) reads it. Internal to the engine.
+ */
+#ifndef KTLS_SHIM_ENGINE_STATE_H
+#define KTLS_SHIM_ENGINE_STATE_H
+
+#include <openssl/ssl.h>
+#include <stdint.h>
+
+#include "cipher.h"
+#include "recseq.h"
+#include "tls13_keys.h"
+
+/* Per SSL (ex_data), freed with it. The fd entry borrows the pointer for
+ * the recvmsg/sendmsg hooks, which run inside this SSL's own I/O. */
+struct ktls_keys {
+	uint8_t rx[KTLS_TLS13_MAX_SECRET], tx[KTLS_TLS13_MAX_SECRET];
+	uint8_t rx_len, tx_len; /* 0: not held */
+	enum ktls_cipher kc;
+	int fd; /* -1 until the fd entry points here */
+	struct ktls_recseq seq; /* engine=shim: from the message callback */
+	uint8_t mode_ours;      /* we set SSL_MODE_RELEASE_BUFFERS */
+	uint8_t settled;        /* the first handshake's outcome is final */
+};
+
+/* The SSL's state; with create, made on first use (NULL: out of memory). */
+struct ktls_keys *ktls_engine_keys(const SSL *s, int create);
+
+/* Once the first handshake is settled: the program's own message callback
+ * straight from OpenSSL again, and its own buffer mode. */
+void ktls_engine_restore_callbacks(SSL *s, struct ktls_keys *k);
+
+#endif
