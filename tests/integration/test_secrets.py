@@ -237,8 +237,15 @@ def test_no_secret_left_after_free(suite, engine, certs, workdir, shim_config,
     # changes: the count is compared only for what the shim handled.
     handled = set()
     if sess["engine"] == "shim":
-        # Every key of the session went through the shim's engine.
+        # What the engine derived: both directions of TLS 1.2; with TLS
+        # 1.3 our TX and (from the keylog) the peer's secret, and the
+        # peer's key and IV only where it moved RX. Where RX stays in
+        # userspace (6.1), OpenSSL's own decryption leaves what it leaves
+        # (ChaCha20's key was seen in stack residue once, varying with
+        # the stack's layout, not a copy of ours).
         handled = {n.split("(")[0] for n in needles}
+        if SUITES[suite][0] == "1.3" and sess["rx"] != "kernel":
+            handled -= {"server_key", "server_iv"}
     elif "rx:shim" in sess["engine"]:
         handled = {"server_traffic_secret", "server_key", "server_iv"}
         if REKEY:
