@@ -118,22 +118,6 @@ int ktls_engine_kernel_rekeys(void)
 	return k;
 }
 
-static void put_be64(uint8_t out[8], uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		out[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static uint64_t get_be64(const uint8_t in[8])
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | in[i];
-	return v;
-}
-
 /* TLS 1.2: the key block from the session's master secret. */
 static enum ktls_reason build12(SSL *s, struct ktls_keys *k,
 				struct ktls_crypto_info *ci, enum ktls_cipher kc,
@@ -162,7 +146,9 @@ static enum ktls_reason build12(SSL *s, struct ktls_keys *k,
 		r = KTLS_R_SEQ_UNKNOWN;
 		if (!k->seq.nonce_ok)
 			goto cleanup;
-		put_be64(nonce, get_be64(k->seq.nonce) + 1);
+		memcpy(nonce, k->seq.nonce, sizeof(nonce));
+		for (int b = 7; b >= 0 && ++nonce[b] == 0; b--)
+			; /* big-endian + 1 */
 		explicit_nonce = nonce;
 	}
 	r = KTLS_R_CIPHER_UNSUPPORTED;
