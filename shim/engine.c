@@ -6,15 +6,19 @@
 #include <linux/tls.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "crypto_info.h"
+#include "fault.h"
 #include "engine_state.h"
 #include "ktls_install.h"
 #include "log.h"
 #include "ossl.h"
+#include "ossl_record.h"
+#include "real.h"
 #include "policy.h"
 #include "shim.h"
 #include "stats.h"
@@ -84,9 +88,75 @@ static int record_layer_known(void)
 	       ktls_ossl.OpenSSL_version_num() < 0x30200000L;
 }
 
+/*
+ * Whether this libssl's socket BIO takes the kTLS ctrl at all: a build
+ * without kTLS ignores it, and then nothing OpenSSL does can move a
+ * session. Asked once, on a socket that is not TCP, with a crypto_info the
+ * setsockopt() hook recognises as ours and refuses before any kernel sees
+ * it (its cipher is none).
+ */
+static int probe_lib_ktls(void)
+{
+	int saved = errno; /* the program's, inside its SSL_CTX_new() */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		errno = saved;
+		return 1; /* cannot tell: the BIO path, which fails safe */
+	}
+	ktls_fault_quiet(1);
+	BIO *b = ktls_ossl.BIO_new_socket(fd, BIO_NOCLOSE);
+	struct ossl_ktls_info oi;
+	memset(&oi, 0, sizeof(oi));
+	oi.len = sizeof(oi.u.gcm128);
+	expect.fd = fd;
+	expect.name = TLS_TX;
+	expect.val = &oi.u;
+	expect.len = (socklen_t)oi.len;
+	expect.seen = 0;
+	if (b)
+		ktls_ossl.BIO_ctrl(b, OSSL_BIO_CTRL_SET_KTLS, 1, &oi);
+	int seen = expect.seen;
+	expect.fd = -1;
+	expect.val = NULL;
+	if (b)
+		ktls_ossl.BIO_free(b);
+	struct ktls_fd *e = ktls_fd_get(fd);
+	if (e)
+		ktls_fd_reset(e);
+	ktls_real_ensure();
+	ktls_real.close(fd);
+	ktls_fault_quiet(0);
+	errno = saved;
+	return b ? seen : 1;
+}
+
+int ktls_engine_lib_has_ktls(void)
+{
+	static _Atomic int known = -1;
+	int k = atomic_load(&known);
+	if (k < 0) {
+		k = probe_lib_ktls();
+		atomic_store(&known, k);
+		if (!k)
+			ktls_dbg("libssl has no kTLS (its socket BIO ignores the "
+				 "kTLS ctrl): the shim's engine and record "
+				 "layer move sessions");
+	}
+	return k;
+}
+
 int ktls_engine_all(void)
 {
-	return ktls_cfg.engine == KTLS_ENGINE_SHIM && record_layer_known();
+	if (!record_layer_known())
+		return 0;
+	return ktls_cfg.engine == KTLS_ENGINE_SHIM ||
+	       (ktls_cfg.engine == KTLS_ENGINE_AUTO &&
+		!ktls_engine_lib_has_ktls());
+}
+
+int ktls_engine_own(void)
+{
+	return ktls_engine_all() && !ktls_engine_lib_has_ktls();
 }
 
 int ktls_engine_wanted(void)
@@ -146,9 +216,17 @@ static enum ktls_reason build12(SSL *s, struct ktls_keys *k,
 		r = KTLS_R_SEQ_UNKNOWN;
 		if (!k->seq.nonce_ok)
 			goto cleanup;
+		/* The Finished was record 0 under this key: the next
+		 * record's nonce is its own plus seq (big-endian). */
 		memcpy(nonce, k->seq.nonce, sizeof(nonce));
-		for (int b = 7; b >= 0 && ++nonce[b] == 0; b--)
-			; /* big-endian + 1 */
+		unsigned carry = 0;
+		for (int b = 7; b >= 0; b--) {
+			unsigned v = nonce[b] + (unsigned)((seq >> (8 * (7 - b))) &
+							   0xff) +
+				     carry;
+			nonce[b] = (uint8_t)v;
+			carry = v >> 8;
+		}
 		explicit_nonce = nonce;
 	}
 	r = KTLS_R_CIPHER_UNSUPPORTED;
@@ -186,6 +264,46 @@ static enum ktls_reason attach(int fd, struct ktls_fd *e)
 	return KTLS_R_MOVED;
 }
 
+/* The kernel's crypto_info for one direction, at the next record's
+ * sequence number; everything checked that can be before installing. */
+static enum ktls_reason prepare(SSL *s, int fd, struct ktls_fd *e,
+				struct ktls_keys *k, enum ktls_cipher kc, int rx,
+				struct ktls_crypto_info *ci)
+{
+	unsigned version = (unsigned)ktls_ossl.SSL_version(s);
+	/* Records OpenSSL already holds were read under this key, and the
+	 * kernel would never see them. Never guess. */
+	if (rx && ktls_ossl.SSL_has_pending(s))
+		return KTLS_R_DATA_PENDING;
+	/* engine=shim counts records; auto moves only from the callback at
+	 * the end of the handshake, before any record under the key. */
+	int64_t seq = ktls_engine_all() ? ktls_recseq_next(&k->seq, rx) : 0;
+	if (seq < 0)
+		return KTLS_R_SEQ_UNKNOWN;
+	enum ktls_reason r = attach(fd, e);
+	if (r != KTLS_R_MOVED)
+		return r;
+	/* After the ULP, so that a kernel without kTLS says so first. */
+	if (rx && version == KTLS_TLS13 && !ktls_engine_kernel_rekeys() &&
+	    !ktls_cfg.tls13_rx_without_rekey)
+		return KTLS_R_TLS13_RX_NO_REKEY;
+
+	memset(ci, 0, sizeof(*ci));
+	if (version == KTLS_TLS13) {
+		const uint8_t *secret = rx ? k->rx : k->tx;
+		size_t len = rx ? k->rx_len : k->tx_len;
+		if (!len)
+			return KTLS_R_NO_SECRET;
+		if (ktls_tls13_crypto_info(kdf(), ci, kc, secret, len,
+					   (uint64_t)seq) != 0)
+			return KTLS_R_CIPHER_UNSUPPORTED;
+		return KTLS_R_MOVED;
+	}
+	if (version == KTLS_TLS12)
+		return build12(s, k, ci, kc, rx, (uint64_t)seq);
+	return KTLS_R_VERSION_UNSUPPORTED;
+}
+
 enum ktls_reason ktls_engine_move(SSL *s, int fd, struct ktls_fd *e,
 				  enum ktls_cipher kc, int rx)
 {
@@ -200,39 +318,11 @@ enum ktls_reason ktls_engine_move(SSL *s, int fd, struct ktls_fd *e,
 			       : KTLS_R_LIB_DECLINED;
 	if (!k)
 		return KTLS_R_NO_SECRET;
-	/* Records OpenSSL already holds were read under this key, and the
-	 * kernel would never see them. Never guess. */
-	if (rx && ktls_ossl.SSL_has_pending(s))
-		return KTLS_R_DATA_PENDING;
-	/* engine=shim counts records; auto moves only from the callback at
-	 * the end of the handshake, before any record under the key. */
-	int64_t seq = all ? ktls_recseq_next(&k->seq, rx) : 0;
-	if (seq < 0)
-		return KTLS_R_SEQ_UNKNOWN;
-	enum ktls_reason r = attach(fd, e);
-	if (r != KTLS_R_MOVED)
-		return r;
-	/* After the ULP, so that a kernel without kTLS says so first. */
-	if (rx && version == KTLS_TLS13 && !ktls_engine_kernel_rekeys() &&
-	    !ktls_cfg.tls13_rx_without_rekey)
-		return KTLS_R_TLS13_RX_NO_REKEY;
-
 	struct ktls_crypto_info ci;
-	memset(&ci, 0, sizeof(ci));
-	if (version == KTLS_TLS13) {
-		const uint8_t *secret = rx ? k->rx : k->tx;
-		size_t len = rx ? k->rx_len : k->tx_len;
-		if (!len)
-			return KTLS_R_NO_SECRET;
-		if (ktls_tls13_crypto_info(kdf(), &ci, kc, secret, len,
-					   (uint64_t)seq) != 0)
-			return KTLS_R_CIPHER_UNSUPPORTED;
-	} else if (version == KTLS_TLS12) {
-		r = build12(s, k, &ci, kc, rx, (uint64_t)seq);
-		if (r != KTLS_R_MOVED)
-			return r;
-	} else {
-		return KTLS_R_VERSION_UNSUPPORTED;
+	enum ktls_reason r = prepare(s, fd, e, k, kc, rx, &ci);
+	if (r != KTLS_R_MOVED) {
+		ktls_crypto_info_wipe(&ci);
+		return r;
 	}
 
 	struct ossl_ktls_info oi;
@@ -437,6 +527,77 @@ ssize_t ktls_engine_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,
 	p[n] = (uint8_t)type;
 	*CMSG_DATA(c) = TLS_CT_APPLICATION_DATA;
 	return n + 1;
+}
+
+/*
+ * libssl without kTLS: both directions straight into the kernel, and the
+ * shim's record layer (ossl_record.c) runs the session from here on. Both
+ * or neither: OpenSSL cannot read or write records through a socket with
+ * one direction in the kernel. RX goes first: it is the one a kernel is
+ * likelier to refuse, and refused first it leaves nothing behind.
+ */
+void ktls_engine_move_own(SSL *s, int fd, struct ktls_fd *e,
+			  enum ktls_cipher kc, enum ktls_reason r[2])
+{
+	struct ktls_keys *k = ktls_engine_keys(s, 0);
+	unsigned version = (unsigned)ktls_ossl.SSL_version(s);
+	struct ktls_crypto_info ci[2];
+	memset(ci, 0, sizeof(ci));
+	int bio = atomic_load(&ktls_orl_ssl_bio);
+	for (int rx = 1; rx >= 0; rx--) {
+		if (r[rx] != KTLS_R_LIB_DECLINED &&
+		    r[rx] != KTLS_R_TLS13_RX_NEEDS_ENGINE)
+			continue;
+		r[rx] = bio ? KTLS_R_SSL_BIO
+		      : !k  ? KTLS_R_NO_SECRET
+			    : prepare(s, fd, e, k, kc, rx, &ci[rx]);
+	}
+	struct ktls_orl *o = NULL;
+	if (r[0] == KTLS_R_MOVED && r[1] == KTLS_R_MOVED &&
+	    !(o = ktls_orl_new(fd, (uint16_t)version, kc,
+			       ktls_ossl.SSL_is_server(s))))
+		r[0] = r[1] = KTLS_R_NO_MEMORY;
+	if (r[0] != KTLS_R_MOVED || r[1] != KTLS_R_MOVED) {
+		for (int rx = 0; rx < 2; rx++)
+			if (r[rx] == KTLS_R_MOVED)
+				r[rx] = KTLS_R_OTHER_DIRECTION;
+		ktls_crypto_info_wipe(&ci[0]);
+		ktls_crypto_info_wipe(&ci[1]);
+		return;
+	}
+	int err = 0;
+	r[1] = ktls_install_dir(&ktls_sockops_sys, fd, TLS_RX, &ci[1], &err);
+	if (r[1] != KTLS_R_MOVED) {
+		ktls_crypto_info_wipe(&ci[0]);
+		ktls_orl_free(o);
+		r[0] = KTLS_R_OTHER_DIRECTION;
+		return;
+	}
+	r[0] = ktls_install_dir(&ktls_sockops_sys, fd, TLS_TX, &ci[0], &err);
+	k->kc = kc;
+	k->fd = fd;
+	k->orl = o;
+	atomic_store(&e->keys, (uintptr_t)k);
+	uint32_t f = KTLS_FD_RX_SHIM | KTLS_FD_OWN;
+	if (r[0] == KTLS_R_MOVED) {
+		f |= KTLS_FD_TX_SHIM;
+	} else {
+		/* RX is in the kernel for good and OpenSSL cannot read it;
+		 * our record layer can, but has no TX to write with: reads
+		 * go on, writes fail (never in plaintext). */
+		ktls_err("fd=%d: the kernel took RX but refused TX (errno %d); "
+			 "writes on this connection will fail",
+			 fd, err);
+		f |= KTLS_FD_POISONED;
+	}
+	atomic_fetch_or(&e->flags, f);
+	atomic_store(&ktls_orl_active, 1);
+}
+
+int ktls_engine_rekey(int fd, struct ktls_fd *e, int rx)
+{
+	struct ktls_keys *k = (struct ktls_keys *)atomic_load(&e->keys);
+	return k ? rekey(fd, k, rx) : -1;
 }
 
 int ktls_engine_tx_rekey_ready(struct ktls_fd *e)

@@ -34,6 +34,23 @@ int ktls_engine_wanted(void);
  * the engine moves every direction, OpenSSL's own installer none. */
 int ktls_engine_all(void);
 
+/* 0 when this libssl's socket BIO ignores the kTLS ctrl (built without
+ * kTLS). Probed once. */
+int ktls_engine_lib_has_ktls(void);
+
+/* engine = shim or auto on a libssl without kTLS: the shim's record layer
+ * runs moved sessions (ossl_record.h). */
+int ktls_engine_own(void);
+
+/* Moves both directions with the shim's record layer, or neither: r[0]
+ * (TX) and r[1] (RX) come in as finalize's verdicts and leave as the
+ * outcome. A TX refused after RX went in poisons the fd. */
+void ktls_engine_move_own(SSL *s, int fd, struct ktls_fd *e,
+			  enum ktls_cipher kc, enum ktls_reason r[2]);
+
+/* The next key of one direction after a TLS 1.3 KeyUpdate (6.14+). */
+int ktls_engine_rekey(int fd, struct ktls_fd *e, int rx);
+
 void ktls_engine_on_ctx_new(SSL_CTX *ctx);
 void ktls_engine_on_new(SSL *s);
 

@@ -15,6 +15,7 @@
 #include "engine_state.h"
 #include "log.h"
 #include "ossl.h"
+#include "ossl_record.h"
 #include "shim.h"
 
 struct ktls_keys *ktls_engine_keys(const SSL *s, int create)
@@ -183,6 +184,7 @@ void ktls_engine_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	uintptr_t mine = (uintptr_t)k;
 	if (e)
 		atomic_compare_exchange_strong(&e->keys, &mine, 0);
+	ktls_orl_free(k->orl);
 	ktls_ossl.OPENSSL_cleanse(k, sizeof(*k));
 	free(k);
 }

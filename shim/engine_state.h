@@ -23,6 +23,8 @@ struct ktls_keys {
 	struct ktls_recseq seq; /* engine=shim: from the message callback */
 	uint8_t mode_ours;      /* we set SSL_MODE_RELEASE_BUFFERS */
 	uint8_t settled;        /* the first handshake's outcome is final */
+	/* libssl without kTLS: the record layer the shim runs for it */
+	struct ktls_orl *orl;
 };
 
 /* The SSL's state; with create, made on first use (NULL: out of memory). */

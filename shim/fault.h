@@ -37,5 +37,14 @@ int ktls_fault_bpf(int cmd);
 void ktls_fault_wrap_real(struct ktls_real *r);
 void ktls_fault_wrap_ossl(struct ktls_ossl *o);
 
+/* While set (this thread), calls are neither counted nor failed: the
+ * shim's one-off probe of libssl is not part of any session. */
+void ktls_fault_quiet(int on);
+
+#else
+static inline void ktls_fault_quiet(int on)
+{
+	(void)on;
+}
 #endif
 #endif

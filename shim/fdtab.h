@@ -29,6 +29,8 @@ enum {
 	KTLS_FD_NO_SSL = 1u << 13,   /* userspace TX, SSL not kept: no sendfile */
 	KTLS_FD_REKEY_DUE = 1u << 10, /* TX key used up: send a KeyUpdate */
 	KTLS_FD_TX_SHIM = 1u << 11,  /* TX moved by the shim's engine */
+	KTLS_FD_OWN = 1u << 14,      /* ... with the shim's own record layer
+				      * (libssl without kTLS) */
 };
 
 struct ktls_fd {

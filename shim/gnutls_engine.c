@@ -20,6 +20,7 @@
 #include "log.h"
 #include "policy.h"
 #include "real.h"
+#include "record_io.h"
 #include "session.h"
 #include "shim.h"
 #include "stats.h"
@@ -489,21 +490,7 @@ static int send_flags(const struct ktls_gts *g)
 static ssize_t send_record(struct ktls_gts *g, uint8_t type, const void *body,
 			   size_t len)
 {
-	char cbuf[CMSG_SPACE(sizeof(unsigned char))] = { 0 };
-	struct iovec iov = { (void *)(uintptr_t)body, len };
-	struct msghdr m = { 0 };
-	m.msg_iov = &iov;
-	m.msg_iovlen = 1;
-	m.msg_control = cbuf;
-	m.msg_controllen = sizeof(cbuf);
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	c->cmsg_level = SOL_TLS;
-	c->cmsg_type = TLS_SET_RECORD_TYPE;
-	c->cmsg_len = CMSG_LEN(sizeof(unsigned char));
-	*CMSG_DATA(c) = type;
-	m.msg_controllen = c->cmsg_len;
-	ktls_real_ensure();
-	return ktls_real.sendmsg(g->fd, &m, send_flags(g));
+	return ktls_record_send(g->fd, type, body, len, send_flags(g));
 }
 
 /* Our TLS 1.3 KeyUpdate through the kernel, then the kernel's next TX
@@ -658,18 +645,7 @@ ssize_t ktls_gts_send_file(struct ktls_gts *g, int fd, off_t *offset,
 /* One recvmsg: the record type comes in a cmsg (data when absent). */
 static ssize_t krecv(struct ktls_gts *g, void *buf, size_t len, int *type)
 {
-	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
-	struct iovec iov = { buf, len };
-	struct msghdr m = { 0 };
-	m.msg_iov = &iov;
-	m.msg_iovlen = 1;
-	m.msg_control = cbuf;
-	m.msg_controllen = sizeof(cbuf);
-	ktls_real_ensure();
-	ssize_t n = ktls_real.recvmsg(g->fd, &m, 0);
-	int t = n > 0 ? ktls_sess_record_type(&m, TLS_GET_RECORD_TYPE) : -1;
-	*type = t < 0 ? KTLS_CT_APPLICATION_DATA : t;
-	return n;
+	return ktls_record_recv(g->fd, buf, len, type);
 }
 
 static int recv_error(struct ktls_gts *g, int err)

@@ -7,6 +7,7 @@
 
 #include "engine.h"
 #include "ossl.h"
+#include "ossl_record.h"
 #include "session.h"
 #include "shim.h"
 
@@ -153,12 +154,17 @@ uint64_t SSL_clear_options(SSL *s, uint64_t op)
 		errno = saved_;                                               \
 	} while (0)
 
-/* BEFORE runs ahead of the real call (errno kept), AFTER_IO behind it. */
-#define HOOK(ret, fn, params, args, BEFORE)                                   \
+/* BEFORE runs ahead of the real call (errno kept), AFTER_IO behind it.
+ * A session the shim's record layer runs (libssl without kTLS) never
+ * reaches OpenSSL's: OWN is the call over the kernel, with o_ at hand. */
+#define HOOK(ret, fn, params, args, BEFORE, OWN)                              \
 	ret fn params                                                         \
 	{                                                                     \
 		if (!on())                                                    \
 			return ktls_ossl.fn args;                             \
+		struct ktls_orl *o_ = ktls_orl_of(s);                         \
+		if (o_)                                                       \
+			return OWN;                                           \
 		int saved_ = errno;                                           \
 		BEFORE;                                                       \
 		errno = saved_;                                               \
@@ -166,24 +172,119 @@ uint64_t SSL_clear_options(SSL *s, uint64_t op)
 		AFTER_IO(s);                                                  \
 		return r;                                                     \
 	}
-#define IO_HOOK(ret, fn, params, args) HOOK(ret, fn, params, args, (void)0)
+#define IO_HOOK(ret, fn, params, args, OWN)                                   \
+	HOOK(ret, fn, params, args, (void)0, OWN)
 /* A KeyUpdate due on this session goes out with this very write. */
-#define WRITE_HOOK(ret, fn, params, args)                                     \
-	HOOK(ret, fn, params, args, ktls_sess_before_write(s))
+#define WRITE_HOOK(ret, fn, params, args, OWN)                                \
+	HOOK(ret, fn, params, args, ktls_sess_before_write(s), OWN)
 
-IO_HOOK(int, SSL_do_handshake, (SSL *s), (s))
-IO_HOOK(int, SSL_connect, (SSL *s), (s))
-IO_HOOK(int, SSL_accept, (SSL *s), (s))
-IO_HOOK(int, SSL_read, (SSL *s, void *b, int n), (s, b, n))
+/* The _ex forms over the int ones: 1 and the count, or 0. */
+static int ex(int r, size_t *n)
+{
+	if (n)
+		*n = r > 0 ? (size_t)r : 0;
+	return r > 0;
+}
+
+IO_HOOK(int, SSL_do_handshake, (SSL *s), (s), ktls_orl_handshake(o_, s))
+IO_HOOK(int, SSL_connect, (SSL *s), (s), ktls_orl_handshake(o_, s))
+IO_HOOK(int, SSL_accept, (SSL *s), (s), ktls_orl_handshake(o_, s))
+IO_HOOK(int, SSL_read, (SSL *s, void *b, int n), (s, b, n),
+	n < 0 ? -1 : ktls_orl_read(o_, s, b, (size_t)n, 0))
 IO_HOOK(int, SSL_read_ex, (SSL *s, void *b, size_t n, size_t *got),
-	(s, b, n, got))
-WRITE_HOOK(int, SSL_write, (SSL *s, const void *b, int n), (s, b, n))
+	(s, b, n, got), ex(ktls_orl_read(o_, s, b, n, 0), got))
+IO_HOOK(int, SSL_peek, (SSL *s, void *b, int n), (s, b, n),
+	n < 0 ? -1 : ktls_orl_read(o_, s, b, (size_t)n, 1))
+IO_HOOK(int, SSL_peek_ex, (SSL *s, void *b, size_t n, size_t *got),
+	(s, b, n, got), ex(ktls_orl_read(o_, s, b, n, 1), got))
+WRITE_HOOK(int, SSL_write, (SSL *s, const void *b, int n), (s, b, n),
+	   n < 0 ? -1 : ktls_orl_write(o_, s, b, (size_t)n))
+/* OpenSSL writes all of n or fails; so do we, INT_MAX at a time. */
+static int write_ex_own(struct ktls_orl *o, SSL *s, const void *b, size_t n,
+			size_t *put)
+{
+	size_t done = 0;
+	do {
+		int r = ktls_orl_write(o, s, (const char *)b + done, n - done);
+		if (r <= 0)
+			return ex(r, put);
+		done += (size_t)r;
+	} while (done < n && !(ktls_ossl.SSL_ctrl(s, SSL_CTRL_MODE, 0, NULL) &
+			       SSL_MODE_ENABLE_PARTIAL_WRITE));
+	if (put)
+		*put = done;
+	return 1;
+}
 WRITE_HOOK(int, SSL_write_ex, (SSL *s, const void *b, size_t n, size_t *put),
-	   (s, b, n, put))
+	   (s, b, n, put), write_ex_own(o_, s, b, n, put))
+IO_HOOK(int, SSL_shutdown, (SSL *s), (s), ktls_orl_shutdown(o_, s))
+
+int SSL_pending(const SSL *s)
+{
+	struct ktls_orl *o = on() ? ktls_orl_of(s) : NULL;
+	return o ? (int)ktls_orl_pending(o) : ktls_ossl.SSL_pending(s);
+}
+
+int SSL_has_pending(const SSL *s)
+{
+	struct ktls_orl *o = on() ? ktls_orl_of(s) : NULL;
+	return o ? ktls_orl_pending(o) > 0 : ktls_ossl.SSL_has_pending(s);
+}
+
+int SSL_get_error(const SSL *s, int ret)
+{
+	struct ktls_orl *o = on() ? ktls_orl_of(s) : NULL;
+	return o ? ktls_orl_get_error(o, ret) : ktls_ossl.SSL_get_error(s, ret);
+}
 
 int SSL_key_update(SSL *s, int updatetype)
 {
-	if (on() && !ktls_sess_key_update_ok(s))
-		return 0;
+	if (on()) {
+		struct ktls_orl *o = ktls_orl_of(s);
+		if (o)
+			return ktls_orl_key_update(o, s, updatetype);
+		if (!ktls_sess_key_update_ok(s))
+			return 0;
+	}
 	return ktls_ossl.SSL_key_update(s, updatetype);
 }
+
+/* SSL BIOs read and write through libssl's record layer without a call
+ * we see: a process that makes one keeps its sessions with OpenSSL. */
+#define SSL_BIO_HOOK(ret, fn, params, args)                                   \
+	ret fn params                                                         \
+	{                                                                     \
+		ktls_ossl_bind();                                             \
+		atomic_store(&ktls_orl_ssl_bio, 1);                           \
+		return ktls_ossl.fn args;                                     \
+	}
+SSL_BIO_HOOK(const BIO_METHOD *, BIO_f_ssl, (void), ())
+SSL_BIO_HOOK(BIO *, BIO_new_ssl, (SSL_CTX *ctx, int client), (ctx, client))
+SSL_BIO_HOOK(BIO *, BIO_new_ssl_connect, (SSL_CTX *ctx), (ctx))
+SSL_BIO_HOOK(BIO *, BIO_new_buffer_ssl_connect, (SSL_CTX *ctx), (ctx))
+
+/*
+ * The fence around sessions the shim's record layer runs: libssl reads and
+ * writes its records with these, and none may reach such a socket. One
+ * load on every other BIO call in a process that never had one. These run
+ * in programs that use libcrypto alone, maybe before libssl is loaded, so
+ * they bind on their own (ktls_ossl_bind would settle for no libssl).
+ */
+#define BIO_HOOK(fn, cv, writing)                                             \
+	int fn(BIO *b, cv void *d, int n)                                     \
+	{                                                                     \
+		static __typeof__(fn) *_Atomic real;                          \
+		__typeof__(fn) *f = atomic_load_explicit(                     \
+			&real, memory_order_relaxed);                         \
+		if (!f) {                                                     \
+			f = (__typeof__(fn) *)ktls_ossl_find("crypto", #fn);  \
+			atomic_store_explicit(&real, f, memory_order_relaxed); \
+		}                                                             \
+		if (atomic_load_explicit(&ktls_orl_active,                    \
+					 memory_order_relaxed) &&             \
+		    ktls_orl_fenced(b, writing))                              \
+			return -1;                                            \
+		return f(b, d, n);                                            \
+	}
+BIO_HOOK(BIO_read, , 0)
+BIO_HOOK(BIO_write, const, 1)

@@ -14,7 +14,7 @@
 struct ktls_ossl ktls_ossl;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void *find(const char *lib, const char *name)
+void *ktls_ossl_find(const char *lib, const char *name)
 {
 	void *p = dlsym(RTLD_NEXT, name);
 	if (p)
@@ -36,13 +36,13 @@ static void *find(const char *lib, const char *name)
 
 #define SSLSYM(f)                                                             \
 	do {                                                                  \
-		ktls_ossl.f = (__typeof__(ktls_ossl.f))find("ssl", #f); \
+		ktls_ossl.f = (__typeof__(ktls_ossl.f))ktls_ossl_find("ssl", #f); \
 		ok = ok && ktls_ossl.f;                                       \
 	} while (0)
 #define CRYPTOSYM(f)                                                          \
 	do {                                                                  \
 		ktls_ossl.f =                                                 \
-			(__typeof__(ktls_ossl.f))find("crypto", #f);  \
+			(__typeof__(ktls_ossl.f))ktls_ossl_find("crypto", #f);  \
 		ok = ok && ktls_ossl.f;                                       \
 	} while (0)
 
@@ -74,6 +74,24 @@ static void bind_all(void)
 	SSLSYM(SSL_CTX_get_keylog_callback);
 	SSLSYM(SSL_CTX_set_msg_callback);
 	SSLSYM(SSL_set_msg_callback);
+	SSLSYM(SSL_peek);
+	SSLSYM(SSL_peek_ex);
+	SSLSYM(SSL_pending);
+	SSLSYM(SSL_shutdown);
+	SSLSYM(BIO_f_ssl);
+	SSLSYM(BIO_new_ssl);
+	SSLSYM(BIO_new_ssl_connect);
+	SSLSYM(BIO_new_buffer_ssl_connect);
+	SSLSYM(SSL_want);
+	SSLSYM(SSL_get_shutdown);
+	SSLSYM(SSL_set_shutdown);
+	SSLSYM(SSL_get_quiet_shutdown);
+	CRYPTOSYM(ERR_new);
+	CRYPTOSYM(ERR_set_debug);
+	CRYPTOSYM(ERR_set_error);
+	CRYPTOSYM(ERR_peek_error);
+	CRYPTOSYM(BIO_new_socket);
+	CRYPTOSYM(BIO_free);
 	SSLSYM(SSL_get_session);
 	SSLSYM(SSL_SESSION_get_master_key);
 	SSLSYM(SSL_get_client_random);

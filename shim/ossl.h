@@ -8,6 +8,7 @@
 #ifndef KTLS_SHIM_OSSL_H
 #define KTLS_SHIM_OSSL_H
 
+#include <openssl/err.h>
 #include <openssl/kdf.h>
 #include <openssl/ssl.h>
 
@@ -38,7 +39,25 @@ struct ktls_ossl {
 	__typeof__(SSL_CTX_get_keylog_callback) *SSL_CTX_get_keylog_callback;
 	__typeof__(SSL_CTX_set_msg_callback) *SSL_CTX_set_msg_callback;
 	__typeof__(SSL_set_msg_callback) *SSL_set_msg_callback;
+	__typeof__(SSL_peek) *SSL_peek;
+	__typeof__(SSL_peek_ex) *SSL_peek_ex;
+	__typeof__(SSL_pending) *SSL_pending;
+	__typeof__(SSL_shutdown) *SSL_shutdown;
+	__typeof__(BIO_f_ssl) *BIO_f_ssl;
+	__typeof__(BIO_new_ssl) *BIO_new_ssl;
+	__typeof__(BIO_new_ssl_connect) *BIO_new_ssl_connect;
+	__typeof__(BIO_new_buffer_ssl_connect) *BIO_new_buffer_ssl_connect;
 	/* helpers */
+	__typeof__(SSL_want) *SSL_want;
+	__typeof__(SSL_get_shutdown) *SSL_get_shutdown;
+	__typeof__(SSL_set_shutdown) *SSL_set_shutdown;
+	__typeof__(SSL_get_quiet_shutdown) *SSL_get_quiet_shutdown;
+	__typeof__(ERR_new) *ERR_new;
+	__typeof__(ERR_set_debug) *ERR_set_debug;
+	__typeof__(ERR_set_error) *ERR_set_error;
+	__typeof__(ERR_peek_error) *ERR_peek_error;
+	__typeof__(BIO_new_socket) *BIO_new_socket;
+	__typeof__(BIO_free) *BIO_free;
 	__typeof__(SSL_get_session) *SSL_get_session;
 	__typeof__(SSL_SESSION_get_master_key) *SSL_SESSION_get_master_key;
 	__typeof__(SSL_get_client_random) *SSL_get_client_random;
@@ -88,6 +107,10 @@ struct ktls_ossl {
 };
 
 extern struct ktls_ossl ktls_ossl;
+
+/* The next definition of a libssl ("ssl") or libcrypto ("crypto")
+ * function, also where that library is loaded in a local scope. */
+void *ktls_ossl_find(const char *lib, const char *name);
 
 /* Binds once; returns ktls_ossl.ok. */
 int ktls_ossl_bind(void);

@@ -23,6 +23,9 @@ static const char *const names[KTLS_R_COUNT] = {
 	[KTLS_R_NO_SECRET] = "no-traffic-secret",
 	[KTLS_R_DATA_PENDING] = "records-already-buffered",
 	[KTLS_R_SEQ_UNKNOWN] = "sequence-number-unknown",
+	[KTLS_R_OTHER_DIRECTION] = "other-direction-stays",
+	[KTLS_R_NO_MEMORY] = "out-of-memory",
+	[KTLS_R_SSL_BIO] = "ssl-bio-in-process",
 };
 
 const char *ktls_reason_name(enum ktls_reason r)

@@ -24,6 +24,9 @@ enum ktls_reason {
 	KTLS_R_NO_SECRET,          /* the keylog callback never saw it */
 	KTLS_R_DATA_PENDING,       /* OpenSSL already holds records read */
 	KTLS_R_SEQ_UNKNOWN,        /* engine=shim: key change never seen */
+	KTLS_R_OTHER_DIRECTION,    /* libssl without kTLS: both or neither */
+	KTLS_R_NO_MEMORY,
+	KTLS_R_SSL_BIO,            /* libssl without kTLS, SSL BIOs in use */
 	KTLS_R_COUNT,
 };
 

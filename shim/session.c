@@ -14,6 +14,7 @@
 #include "ktls_install.h"
 #include "log.h"
 #include "ossl.h"
+#include "ossl_record.h"
 #include "real.h"
 #include "reason.h"
 #include "shim.h"
@@ -272,7 +273,20 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 	 * has been read under the new key yet, so its sequence number is 0;
 	 * shim counts records and knows it anyway. */
 	int all = ktls_engine_all(), by_shim[2] = { 0, 0 };
-	for (int rx = 0; rx < 2; rx++) {
+	int own = all && !poison && sock_fd(rb) == fd && ktls_engine_own();
+	if (own) {
+		ktls_engine_move_own(s, fd, e, kc, r);
+		for (int rx = 0; rx < 2; rx++) {
+			if (r[rx] != KTLS_R_MOVED)
+				continue;
+			by_shim[rx] = 1;
+			r[rx] = verify(fd, rx ? TLS_RX : TLS_TX, 1, version,
+				       kc);
+			if (r[rx] == KTLS_R_VERIFY_FAILED)
+				poison = 1;
+		}
+	}
+	for (int rx = 0; rx < 2 && !own; rx++) {
 		int take = r[rx] == KTLS_R_TLS13_RX_NEEDS_ENGINE ||
 			   (all && r[rx] == KTLS_R_LIB_DECLINED);
 		if (!take || poison || (!from_cb && !all) ||
@@ -337,7 +351,10 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 		 c ? ktls_ossl.SSL_CIPHER_get_name(c) : "none",
 		 r[0] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[0]),
 		 r[1] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[1]),
-		 all ? "shim" : by_shim[1] ? "openssl,rx:shim" : "openssl",
+		 own && by_shim[1] ? "shim,record-layer:shim"
+		 : all ? "shim"
+		 : by_shim[1] ? "openssl,rx:shim"
+			      : "openssl",
 		 *zc ? " tx_zerocopy_ro=" : "", zc);
 }
 
@@ -353,6 +370,15 @@ static void note_non_socket(SSL *s)
 
 static void handshake_done(SSL *s, int from_cb)
 {
+	/* libssl without kTLS: OpenSSL must be done writing before the
+	 * shim's record layer takes over, and a TLS 1.3 server says
+	 * HANDSHAKE_DONE before it writes its tickets. So from the I/O call
+	 * that finished, with nothing of OpenSSL's left to write; the
+	 * sequence numbers are counted either way. (Not in a process with
+	 * SSL BIOs, where nothing moves and the callback settles it.) */
+	if (ktls_engine_own() && !atomic_load(&ktls_orl_ssl_bio) &&
+	    (from_cb || ktls_ossl.SSL_want(s) != SSL_NOTHING))
+		return;
 	int fd = sock_fd(ktls_ossl.SSL_get_wbio(s));
 	if (fd < 0) {
 		note_non_socket(s);
@@ -438,8 +464,16 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 	struct ktls_fd *e = ktls_fd_get(fd);
 	int rc, err;
 
-	if (!e)
+	if (!e) {
+		/* Beyond the table: only the engine's own probe, which must
+		 * still be told it was seen. */
+		if (level == SOL_TLS &&
+		    ktls_engine_check_setsockopt(fd, name, val, len) < 0) {
+			errno = EINVAL;
+			return -1;
+		}
 		return ktls_real.setsockopt(fd, level, name, val, len);
+	}
 	if (level == IPPROTO_TCP && name == TCP_ULP) {
 		if (!val || len < 3 || memcmp(val, "tls", 3) != 0)
 			return ktls_real.setsockopt(fd, level, name, val, len);

@@ -200,6 +200,28 @@ def shim_env(config, **extra):
     return env
 
 
+NO_KTLS = os.path.join(BUILD, "tests", "libno-ktls-bio.so")
+
+
+def no_ktls_env(config, **extra):
+    """The shim in front of a libssl that acts as one built without kTLS
+    (tests/tools/no_ktls_bio.c): the shim's own record layer's case."""
+    env = shim_env(config, **extra)
+    env["LD_PRELOAD"] += ":" + NO_KTLS
+    return env
+
+
+# LD_PRELOAD for no_ktls_env's case, where a test takes an env dict.
+NO_KTLS_PRELOAD = (f"{ASAN_RT}:{SHIM}" if ASAN_RT else SHIM) + ":" + NO_KTLS
+
+
+def own_moves(tls):
+    """Whether the shim's record layer (libssl without kTLS) moves a
+    session of this version: both directions or neither, so TLS 1.3 only
+    where the kernel can follow a KeyUpdate on RX."""
+    return KERNEL and (tls == "1.2" or REKEY)
+
+
 def plain_env():
     env = dict(os.environ)
     for k in list(env):

@@ -193,6 +193,14 @@ def one(sock, ctx, server, spec):
         if not peer.inc.pending:
             sock.settimeout(30)
             sock.recv(1)
+        elif kind == "closenotify":
+            # Read it here: unwrap() would read it after our close_notify,
+            # which OpenSSL calls an error.
+            try:
+                while peer.obj.read(65536):
+                    pass
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                pass
         fault(peer, kind, good)
     state = "reset" if kind == "reset" else drain(sock)
     sock.close()

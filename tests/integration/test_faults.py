@@ -60,9 +60,9 @@ import subprocess
 
 import pytest
 
-from conftest import (BUILD, KERNEL, REKEY, XFER, Proc, delta, make_file,
-                      parse_conns, plain_env, shim_env, shim_sessions,
-                      tls_stat)
+from conftest import (BUILD, KERNEL, NO_KTLS_PRELOAD, REKEY, XFER, Proc, delta,
+                      make_file, parse_conns, plain_env, shim_env,
+                      shim_sessions, tls_stat)
 
 FAULT_SHIM = os.path.join(BUILD, "shim", "libktls-shim-fault.so")
 STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
@@ -98,6 +98,10 @@ SCENARIOS = {
     "zc12": ("1.2", "client", [], [], {"KTLS_SHIM_TX_ZEROCOPY_RO": "yes"}),
     # engine = shim: the shim's engine installs both directions itself.
     "e12": ("1.2", "client", [], [], {"KTLS_SHIM_ENGINE": "shim"}),
+    # libssl without kTLS: the shim's engine installs both directions and
+    # its own record layer reads and writes (no_ktls_bio.c behind it).
+    "o12": ("1.2", "client", [], [], {"LD_PRELOAD": NO_KTLS_PRELOAD}),
+    "o13": ("1.3", "server", [], [], {"LD_PRELOAD": NO_KTLS_PRELOAD}),
 }
 
 # (point, nth, errno, scenario, {env: expected outcome}); an env missing
@@ -181,6 +185,20 @@ CASES = [
     ("ctx_ex_data_msgcb", 1, "ENOMEM", "e12", every(NR, ("host",))),
     ("bio_set_ktls", 1, "ENOMEM", "e12", every(RX, NK)),
     ("kdf_derive", 1, "ENOMEM", "e12", every(RX, NK)),
+    # The shim's record layer (libssl without kTLS): both directions or
+    # neither; RX goes in first, so a refused RX leaves both in userspace,
+    # and a TX refused after it fails the connection (writes refused with
+    # EKEYEXPIRED, never sent in plaintext). Its data path as above.
+    ("setsockopt_tls_rx", 1, "ENOMEM", "o12", every(USER, NK)),
+    ("setsockopt_tls_tx", 1, "ENOMEM", "o12", every(FAIL, NK)),
+    ("read", 1, "EINTR", "o12", every(OK, ("host",))),
+    # (It reads up to 64 KiB per recvmsg(): fewer calls than "mid" needs.)
+    ("recvmsg", 5, "EINTR", "o12", {"rekey": OK}),
+    ("recvmsg", 5, "EIO", "o13", {"rekey": FAIL}),
+    ("write", "mid", "EINTR", "o12", every(OK, HR)),
+    ("write", "mid", "EIO", "o12", every(FAIL, HR)),
+    ("sendmsg", 1, "EINTR", "o12", {"rekey": OK}),
+    ("sendmsg", 1, "EIO", "o13", {"rekey": FAIL}),
     # The shim's own memory: the config file read, the engine's secrets.
     ("alloc", 1, "ENOMEM", "c13", every(OFF, ("host",))),
     ("alloc", 2, "ENOMEM", "c13x", {"host": OK, "norekey": TX, "rekey": TX}),

@@ -10,7 +10,6 @@ keylog function); elsewhere it stays in GnuTLS unless
 tls13_rx_without_rekey = yes, and those runs check it too. KeyUpdates
 themselves: test_gnutls_keyupdate.py."""
 import os
-import re
 import shutil
 import subprocess
 

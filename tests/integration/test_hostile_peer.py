@@ -20,8 +20,8 @@ import threading
 import pytest
 
 import hostile_peer
-from conftest import (HERE, KERNEL, PY, REKEY, XFER, Proc, delta,
-                      parse_conns, plain_env, shim_env, shim_sessions,
+from conftest import (HERE, KERNEL, NO_KTLS_PRELOAD, PY, REKEY, XFER, Proc,
+                      delta, parse_conns, plain_env, shim_env, shim_sessions,
                       shim_summary, tls_stat)
 
 PEER = os.path.join(HERE, "hostile_peer.py")
@@ -52,10 +52,16 @@ def good_bytes(spec):
     return int(good) if good else hostile_peer.GOOD_DEFAULT
 
 
-def victim_env(shimmed, shim_config):
+# no-ktls: a libssl without kTLS, whose sessions the shim's own record
+# layer runs (its errors must be OpenSSL's).
+ENGINES = {"default": {}, "no-ktls": {"LD_PRELOAD": NO_KTLS_PRELOAD}}
+
+
+def victim_env(shimmed, shim_config, engine="default"):
     # TLS 1.3 RX into the kernel on 6.1 too, so the engine meets the
     # faults there as well (only KeyUpdates need a 6.14+ kernel).
-    return (shim_env(shim_config, KTLS_SHIM_TLS13_RX_WITHOUT_REKEY="yes")
+    return (shim_env(shim_config, KTLS_SHIM_TLS13_RX_WITHOUT_REKEY="yes",
+                     **ENGINES[engine])
             if shimmed else plain_env())
 
 
@@ -95,10 +101,11 @@ def victim_argv(victim, role, tls, port, certs, tmp):
     return a
 
 
-def run_group(victim, role, tls, shimmed, certs, shim_config, tmp):
+def run_group(victim, role, tls, shimmed, certs, shim_config, tmp,
+              engine="default"):
     """Every fault once against `victim` playing `role`; returns
     {fault: (class, reason, bytes received)} and the victim's stderr."""
-    env = victim_env(shimmed, shim_config)
+    env = victim_env(shimmed, shim_config, engine)
     cert, key = certs["ec"]
     n = len(FAULTS)
     peer_argv = [PY, PEER, "--tls", tls, "--faults", ",".join(FAULTS)]
@@ -143,11 +150,14 @@ def run_group(victim, role, tls, shimmed, certs, shim_config, tmp):
 
 # CPython's ssl as the victim once: the same OpenSSL underneath, with
 # its own error mapping; more would add little but CI time.
-@pytest.mark.parametrize("victim,role,tls", [
-    ("xfer", "client", "1.2"), ("xfer", "server", "1.2"),
-    ("xfer", "client", "1.3"), ("xfer", "server", "1.3"),
-    ("py", "client", "1.3")])
-def test_hostile_peer(victim, role, tls, certs, shim_config, tmp_path):
+@pytest.mark.parametrize("victim,role,tls,engine", [
+    ("xfer", "client", "1.2", "default"), ("xfer", "server", "1.2", "default"),
+    ("xfer", "client", "1.3", "default"), ("xfer", "server", "1.3", "default"),
+    ("py", "client", "1.3", "default"),
+    ("xfer", "client", "1.2", "no-ktls"), ("xfer", "server", "1.3", "no-ktls"),
+    ("py", "client", "1.3", "no-ktls")])
+def test_hostile_peer(victim, role, tls, engine, certs, shim_config,
+                      tmp_path):
     res = {}
 
     def group(shimmed):
@@ -155,7 +165,7 @@ def test_hostile_peer(victim, role, tls, certs, shim_config, tmp_path):
         d.mkdir()
         try:
             res[shimmed] = run_group(victim, role, tls, shimmed, certs,
-                                     shim_config, d)
+                                     shim_config, d, engine)
         except BaseException as e:  # re-raised below, in the test
             res[shimmed] = e
 
@@ -200,21 +210,38 @@ def test_hostile_peer(victim, role, tls, certs, shim_config, tmp_path):
     # moved both directions, and the kernel rejected the forged records.
     moved = len(FAULTS) - 1  # all but hsalert
     sess = shim_sessions(err)
-    assert sum(s["tx"] == "kernel" and s["rx"] == "kernel"
-               for s in sess) == moved, [(s["tx"], s["rx"]) for s in sess]
-    assert dshim.get("TlsRxSw", 0) == moved, dshim
-    assert dshim.get("TlsDecryptError", 0) == len(DECRYPT_FAULTS), dshim
+    assert len(sess) == moved, err[-3000:]
+    # libssl without kTLS: the shim's record layer takes over once
+    # SSL_accept/SSL_connect has returned (OpenSSL must be done writing).
+    # A peer that sent its fault and closed right behind its Finished may
+    # have left ESTABLISHED by then (it sends everything at once), and
+    # the kernel takes no ULP after that: such a session stays in
+    # userspace, where it met the same fault above (sessions come in
+    # FAULTS order, one connection after the other). Most still move.
+    late = [FAULTS[i] for i, x in enumerate(sess)
+            if engine == "no-ktls" and x["tx"] == x["rx"] == "not-connected"]
+    assert len(late) <= moved // 2, late
+    in_kernel = [x for x in sess if x["tx"] == x["rx"] == "kernel"]
+    assert len(in_kernel) == moved - len(late), [
+        (x["tx"], x["rx"]) for x in sess] + [err[-3000:]]
+    if engine == "no-ktls":
+        assert all(x["engine"] == "shim,record-layer:shim"
+                   for x in in_kernel)
+    assert dshim.get("TlsRxSw", 0) == len(in_kernel), dshim
+    assert dshim.get("TlsDecryptError", 0) == len(
+        [f for f in DECRYPT_FAULTS if f not in late]), dshim
 
 
 FLOOD = 1000  # KeyUpdates from the peer
 
 
 def flood_run(side, shim_config, certs, peer_args, size, shimmed=True,
-              victim_args=()):
+              victim_args=(), engine="default"):
     peer = "server" if side == "client" else "client"
     # info, not debug: a debug line per KeyUpdate would fill the stderr
     # pipe that is only read once the other side has finished.
-    env = {side: shim_env(shim_config, KTLS_SHIM_LOG_LEVEL="info")
+    env = {side: shim_env(shim_config, KTLS_SHIM_LOG_LEVEL="info",
+                          **ENGINES[engine])
            if shimmed else plain_env(), peer: plain_env()}
 
     def argv(role, port):
@@ -247,15 +274,18 @@ def rekeys(proc):
     return int(m.group(1)) if m else 0
 
 
+@pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("side", ["client", "server"])
-def test_key_update_flood(side, certs, shim_config):
+def test_key_update_flood(side, engine, certs, shim_config):
     """FLOOD KeyUpdates, one per couple of 512-byte records."""
     size = 1 << 20
     me, other, d = flood_run(side, shim_config, certs,
                              ["--key-updates", str(FLOOD), "--chunk", "512"],
-                             size, victim_args=["--chunk", "512"])
+                             size, victim_args=["--chunk", "512"],
+                             engine=engine)
     assert d.get("TlsDecryptError", 0) == 0, d
-    if KERNEL and not REKEY:
+    # no-ktls on 6.1: TLS 1.3 stays in userspace whole, KeyUpdates and all.
+    if KERNEL and not REKEY and engine != "no-ktls":
         # 6.1: RX stays in userspace by default; the first KeyUpdate that
         # asks for ours fails the connection (README, KeyUpdate).
         assert me.p.returncode != 0, me.out

@@ -11,8 +11,9 @@ On a kernel without kTLS nothing changes: KeyUpdates just work.
 """
 import pytest
 
-from conftest import (BIG, KERNEL, REKEY, XFER, Proc, delta, parse_conns,
-                      plain_env, shim_env, shim_summary, tls_stat)
+from conftest import (BIG, KERNEL, NO_KTLS_PRELOAD, REKEY, XFER, Proc, delta,
+                      parse_conns, plain_env, shim_env, shim_summary,
+                      tls_stat)
 
 N = 6  # KeyUpdates per transfer; every other one asks the peer to update
 
@@ -67,8 +68,16 @@ def rekeys(proc):
 
 
 SIDES = ["client", "server"]
-# auto: OpenSSL installs TX, the shim's engine RX; shim: the engine both.
-ENGINES = {"auto": {}, "shim": {"KTLS_SHIM_ENGINE": "shim"}}
+# auto: OpenSSL installs TX, the shim's engine RX; shim: the engine both;
+# no-ktls: a libssl without kTLS, the shim's engine and record layer both
+# (TLS 1.3 only where the kernel can rekey: elsewhere nothing moves).
+ENGINES = {"auto": {}, "shim": {"KTLS_SHIM_ENGINE": "shim"},
+           "no-ktls": {"LD_PRELOAD": NO_KTLS_PRELOAD}}
+
+
+def in_kernel(engine):
+    """Whether this engine puts TLS 1.3 into the kernel here."""
+    return KERNEL and (REKEY or engine != "no-ktls")
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
@@ -87,7 +96,7 @@ def test_program_key_updates(side, engine, certs, shim_config):
         # The answers to update_requested came back through kernel RX.
         assert r["rekeys_rx"] == d.get("TlsRxRekeyOk", 0) >= 1, (r, d)
         assert d.get("TlsTxRekeyError", 0) == d.get("TlsRxRekeyError", 0) == 0
-    elif KERNEL:
+    elif in_kernel(engine):
         assert refused == N, me.err  # OpenSSL 3.0 cannot rekey the kernel
     else:
         assert refused == 0, me.err
@@ -100,7 +109,7 @@ def test_peer_key_updates(side, engine, certs, shim_config):
     peer = "server" if side == "client" else "client"
     cli, srv, d = run(certs, shim_config, side, peer, ENGINES[engine])
     me, other = (cli, srv) if side == "client" else (srv, cli)
-    if REKEY or not KERNEL:
+    if REKEY or not in_kernel(engine):
         intact(cli, srv)
         if REKEY:
             r = rekeys(me)

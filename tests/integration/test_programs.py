@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import (ASAN_RT, BIG, HERE, KERNEL, PY, REKEY, XFER, MiB, Proc,
-                      delta,
+                      delta, no_ktls_env, own_moves,
                       free_port, make_file, parse_conns, plain_env, rx_moves,
                       rx_state, sha256_file, shim_env, shim_sessions,
                       shim_summary, tls_stat)
@@ -32,6 +32,26 @@ def s_server(port, certs, env, workdir, extra=()):
     return p
 
 
+def curl_get(port, name, out, tls):
+    """An unshimmed curl fetching https://127.0.0.1:PORT/NAME into out."""
+    vflag = ["--tlsv1.2", "--tls-max", "1.2"] if tls == "1.2" else ["--tlsv1.3"]
+    return subprocess.run(["curl", "-sS", "-k", *vflag, "-o", str(out),
+                           f"https://127.0.0.1:{port}/{name}"],
+                          env=plain_env(), capture_output=True, text=True,
+                          timeout=900)
+
+
+def s_client_get(port, name, tls, env):
+    """openssl s_client (env: shimmed) fetching /NAME over HTTP/1.0:
+    the finished process and the response body."""
+    r = subprocess.run(["openssl", "s_client", "-quiet",
+                        f"-tls{tls.replace('.', '_')}",
+                        "-connect", f"127.0.0.1:{port}"],
+                       input=f"GET /{name} HTTP/1.0\r\n\r\n".encode(),
+                       env=env, capture_output=True, timeout=900)
+    return r, r.stdout.split(b"\r\n\r\n", 1)[1]
+
+
 def sha256(b):
     import hashlib
     return hashlib.sha256(b).hexdigest()
@@ -46,11 +66,7 @@ def test_curl_downloads_from_shimmed_s_server(tls, certs, shim_config,
     srv = s_server(port, certs, shim_env(shim_config), workdir)
     before = tls_stat()
     out = workdir / f"curl-{tls}.out"
-    vflag = ["--tlsv1.2", "--tls-max", "1.2"] if tls == "1.2" else ["--tlsv1.3"]
-    r = subprocess.run(["curl", "-sS", "-k", *vflag, "-o", str(out),
-                        f"https://127.0.0.1:{port}/{path.name}"],
-                       env=plain_env(), capture_output=True, text=True,
-                       timeout=900)
+    r = curl_get(port, path.name, out, tls)
     assert r.returncode == 0, r.stderr
     assert srv.wait() == 0, srv.err
     assert sha256_file(out) == digest
@@ -100,13 +116,8 @@ def test_shimmed_s_client_fetches(tls, certs, shim_config, workdir,
     port = free_port()
     srv = s_server(port, certs, plain_env(), workdir)
     before = tls_stat()
-    r = subprocess.run(["openssl", "s_client", "-quiet", f"-tls{tls.replace('.', '_')}",
-                        "-connect", f"127.0.0.1:{port}"],
-                       input=f"GET /{path.name} HTTP/1.0\r\n\r\n".encode(),
-                       env=shim_env(shim_config), capture_output=True,
-                       timeout=900)
+    r, body = s_client_get(port, path.name, tls, shim_env(shim_config))
     srv.wait()
-    body = r.stdout.split(b"\r\n\r\n", 1)[1]
     assert len(body) == BIG and sha256(body) == digest
     err = r.stderr.decode(errors="replace")
     sess = shim_sessions(err)
@@ -122,15 +133,19 @@ def test_shimmed_s_client_fetches(tls, certs, shim_config, workdir,
         assert sess[0]["rx"] == "kernel-has-no-tls"
 
 
-@pytest.mark.parametrize("engine", ["auto", "shim"])
+@pytest.mark.parametrize("engine", ["auto", "shim", "no-ktls"])
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
 @pytest.mark.parametrize("shimmed_role", ["server", "client"])
 def test_python_ssl(shimmed_role, tls, engine, certs, shim_config):
     """CPython's ssl module (settimeout: non-blocking underneath: WANT_READ
     and WANT_WRITE, SSL_read_ex/SSL_write_ex, close_notify both ways)
-    against an unshimmed tls_xfer, with each engine."""
+    against an unshimmed tls_xfer, with each engine; no-ktls: a libssl
+    without kTLS, run by the shim's own record layer."""
     size = BIG // 4
-    py_env = shim_env(shim_config, KTLS_SHIM_ENGINE=engine)
+    if engine == "no-ktls":
+        py_env = no_ktls_env(shim_config)
+    else:
+        py_env = shim_env(shim_config, KTLS_SHIM_ENGINE=engine)
     before = tls_stat()
     if shimmed_role == "server":
         py = Proc([PY, os.path.join(HERE, "pyssl_peer.py"), "server",
@@ -157,6 +172,19 @@ def test_python_ssl(shimmed_role, tls, engine, certs, shim_config):
     (sess,) = shim_sessions(py.err)
     summ = shim_summary(py.err)
     d = delta(before, tls_stat())
+    if engine == "no-ktls":
+        if own_moves(tls):
+            assert sess["engine"] == "shim,record-layer:shim", py.err
+            assert sess["tx"] == sess["rx"] == "kernel", py.err
+            assert summ["bytes_tx"] == size, summ
+            assert summ["bytes_rx"] == size // 2, summ
+            assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 1, d
+        elif KERNEL:
+            assert sess["tx"] == "other-direction-stays", py.err
+            assert d.get("TlsTxSw", 0) == 0, d
+        else:
+            assert sess["tx"] == "kernel-has-no-tls", py.err
+        return
     assert sess["engine"] == ("shim" if engine == "shim" else
                               "openssl,rx:shim" if tls == "1.3" and REKEY
                               else "openssl"), py.err

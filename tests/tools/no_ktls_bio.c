@@ -16,9 +16,19 @@
 long BIO_ctrl(BIO *b, int cmd, long larg, void *parg)
 {
 	static long (*real)(BIO *, int, long, void *);
-	if (!real)
+	if (!real) {
 		real = (long (*)(BIO *, int, long, void *))dlsym(RTLD_NEXT,
 								 "BIO_ctrl");
+		/* libcrypto dlopen()ed in a local scope (CPython's _hashlib,
+		 * _ssl) is not "next" to us: find it where it is. */
+		void *h = real ? NULL
+			       : dlopen("libcrypto.so.3", RTLD_LAZY | RTLD_NOLOAD);
+		if (h) {
+			real = (long (*)(BIO *, int, long, void *))dlsym(
+				h, "BIO_ctrl");
+			dlclose(h);
+		}
+	}
 	if (cmd == SET_KTLS || cmd == BIO_CTRL_GET_KTLS_SEND ||
 	    cmd == BIO_CTRL_GET_KTLS_RECV)
 		return 0;

@@ -54,6 +54,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ktls_shim.h"
@@ -392,6 +393,54 @@ static SSL_CTX *make_ctx(const struct opts *o)
 	return ctx;
 }
 
+static long long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * Both close_notify alerts are through, but the peer may still send: OpenSSL
+ * 3.0 answers a KeyUpdate with update_requested even after it has sent its
+ * close_notify, and once ours has arrived nothing reads that answer. Closing
+ * with it unread makes TCP send a reset, and the peer, still reading towards
+ * our close_notify, fails with ECONNRESET (most runs with --key-updates on
+ * both sides). So half-close, then read to the peer's FIN before close().
+ * recvmsg with room for a record type: where the kernel holds TLS RX, a
+ * handshake record is consumed instead of failing the read with EIO. Two
+ * iovecs: one with a control buffer is the shape of OpenSSL's record read,
+ * which the shim's engine takes over, and this read is below TLS.
+ * Bounded, for a peer that never closes.
+ */
+static void drain_to_eof(int fd)
+{
+	if (shutdown(fd, SHUT_WR) != 0)
+		return;
+	long long end = now_ms() + 5000;
+	char buf[16384];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(unsigned char))];
+	} c;
+	for (long long left; (left = end - now_ms()) > 0;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+			return;
+		struct iovec v[2] = {
+			{ .iov_base = buf, .iov_len = sizeof(buf) / 2 },
+			{ .iov_base = buf + sizeof(buf) / 2,
+			  .iov_len = sizeof(buf) / 2 },
+		};
+		struct msghdr m = { .msg_iov = v, .msg_iovlen = 2,
+				    .msg_control = c.b,
+				    .msg_controllen = sizeof(c.b) };
+		ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return;
+	}
+}
+
 static void run_conn(const struct opts *o, SSL_CTX *ctx, int fd, int conn)
 {
 	if (o->fork_conns) {
@@ -424,6 +473,7 @@ static void run_conn(const struct opts *o, SSL_CTX *ctx, int fd, int conn)
 	SSL_set_fd(s, fd);
 	transfer(o, s, fd, conn);
 	SSL_free(s);
+	drain_to_eof(fd);
 	close(fd);
 }
 

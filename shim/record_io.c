@@ -1,0 +1,49 @@
+#define _GNU_SOURCE
+#include "record_io.h"
+
+#include <linux/tls.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "real.h"
+#include "session.h"
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+ssize_t ktls_record_send(int fd, uint8_t type, const void *body, size_t len,
+			 int flags)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))] = { 0 };
+	struct iovec iov = { (void *)(uintptr_t)body, len };
+	struct msghdr m = { 0 };
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = cbuf;
+	m.msg_controllen = sizeof(cbuf);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_TLS;
+	c->cmsg_type = TLS_SET_RECORD_TYPE;
+	c->cmsg_len = CMSG_LEN(sizeof(unsigned char));
+	*CMSG_DATA(c) = type;
+	m.msg_controllen = c->cmsg_len;
+	ktls_real_ensure();
+	return ktls_real.sendmsg(fd, &m, flags);
+}
+
+ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	struct iovec iov = { buf, len };
+	struct msghdr m = { 0 };
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = cbuf;
+	m.msg_controllen = sizeof(cbuf);
+	ktls_real_ensure();
+	ssize_t n = ktls_real.recvmsg(fd, &m, 0);
+	int t = n > 0 ? ktls_sess_record_type(&m, TLS_GET_RECORD_TYPE) : -1;
+	*type = t < 0 ? KTLS_REC_APPLICATION_DATA : t;
+	return n;
+}
