@@ -86,10 +86,13 @@ def test_record_layer_moves_both_directions(role, tls, engine, certs,
 CIPHERS = [("1.2", "ECDHE-ECDSA-AES128-GCM-SHA256"),
            ("1.2", "ECDHE-ECDSA-AES256-GCM-SHA384"),
            ("1.2", "ECDHE-ECDSA-CHACHA20-POLY1305"),
-           ("1.2", "ECDHE-ECDSA-AES128-CCM"),
-           ("1.3", "TLS_AES_128_GCM_SHA256"),
-           ("1.3", "TLS_AES_256_GCM_SHA384"),
-           ("1.3", "TLS_CHACHA20_POLY1305_SHA256")]
+           ("1.2", "ECDHE-ECDSA-AES128-CCM")] + (
+    # Where TLS 1.3 stays in userspace (6.1) every cipher would say the
+    # same: test_record_layer_moves_both_directions checks it (CI time).
+    [("1.3", "TLS_AES_128_GCM_SHA256"),
+     ("1.3", "TLS_AES_256_GCM_SHA384"),
+     ("1.3", "TLS_CHACHA20_POLY1305_SHA256")]
+    if own_moves("1.3") or not KERNEL else [])
 
 
 @pytest.mark.parametrize("role", ["client", "server"])
