@@ -316,7 +316,7 @@ static int control_record(struct ktls_orl *o, SSL *s, int type,
 	return fatal(o, -1, SSL_AD_REASON_OFFSET + p[1]);
 }
 
-static int recv_error(struct ktls_orl *o, SSL *s, int err)
+static int recv_error(struct ktls_orl *o, int err)
 {
 	errno = err;
 	if (is_retry(err))
@@ -331,7 +331,6 @@ static int recv_error(struct ktls_orl *o, SSL *s, int err)
 	case EKEYEXPIRED: /* paused for a KeyUpdate we did not follow */
 		return fatal(o, -1, SSL_R_BAD_KEY_UPDATE);
 	default:
-		(void)s;
 		return syscall_error(o);
 	}
 }
@@ -386,7 +385,7 @@ int ktls_orl_read(struct ktls_orl *o, SSL *s, void *buf, size_t n, int peek)
 		int type;
 		ssize_t r = ktls_record_recv(o->fd, dst, direct ? n : REC_MAX, &type);
 		if (r < 0)
-			return recv_error(o, s, errno);
+			return recv_error(o, errno);
 		if (r == 0)
 			return eof(o, s);
 		if (type == CT_APPLICATION_DATA) {

@@ -274,25 +274,18 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 	 * shim counts records and knows it anyway. */
 	int all = ktls_engine_all(), by_shim[2] = { 0, 0 };
 	int own = all && !poison && sock_fd(rb) == fd && ktls_engine_own();
-	if (own) {
+	/* libssl without kTLS: both directions at once, or neither. */
+	if (own)
 		ktls_engine_move_own(s, fd, e, kc, r);
-		for (int rx = 0; rx < 2; rx++) {
-			if (r[rx] != KTLS_R_MOVED)
+	for (int rx = 0; rx < 2; rx++) {
+		if (!own) {
+			int take = r[rx] == KTLS_R_TLS13_RX_NEEDS_ENGINE ||
+				   (all && r[rx] == KTLS_R_LIB_DECLINED);
+			if (!take || poison || (!from_cb && !all) ||
+			    sock_fd(rx ? rb : wb) != fd)
 				continue;
-			by_shim[rx] = 1;
-			r[rx] = verify(fd, rx ? TLS_RX : TLS_TX, 1, version,
-				       kc);
-			if (r[rx] == KTLS_R_VERIFY_FAILED)
-				poison = 1;
+			r[rx] = ktls_engine_move(s, fd, e, kc, rx);
 		}
-	}
-	for (int rx = 0; rx < 2 && !own; rx++) {
-		int take = r[rx] == KTLS_R_TLS13_RX_NEEDS_ENGINE ||
-			   (all && r[rx] == KTLS_R_LIB_DECLINED);
-		if (!take || poison || (!from_cb && !all) ||
-		    sock_fd(rx ? rb : wb) != fd)
-			continue;
-		r[rx] = ktls_engine_move(s, fd, e, kc, rx);
 		if (r[rx] != KTLS_R_MOVED)
 			continue;
 		by_shim[rx] = 1;
