@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fdtab.h"
+#include "gnutls_bind.h"
 #include "log.h"
 #include "ossl.h"
 #include "real.h"
@@ -49,7 +50,8 @@
 	X(WRITE, "write", "write() on a TLS socket")                          \
 	X(RECVMSG, "recvmsg", "recvmsg() on a TLS socket (kernel RX)")        \
 	X(SENDMSG, "sendmsg",                                                 \
-	  "sendmsg() on a TLS socket (kernel TX control records)")            \
+	  "sendmsg() on a TLS socket (kernel TX: control records, the "       \
+	  "GnuTLS engine's data)")                                            \
 	X(SENDFILE, "sendfile", "sendfile() to a TLS socket")                 \
 	X(KDF_FETCH, "kdf_fetch", "EVP_KDF_fetch(HKDF)")                      \
 	X(KDF_CTX_NEW, "kdf_ctx_new", "EVP_KDF_CTX_new")                      \
@@ -79,6 +81,12 @@
 	  "SSL_set_ex_data: the program's message callback (engine=shim)")    \
 	X(CTX_EX_MSGCB, "ctx_ex_data_msgcb",                                  \
 	  "SSL_CTX_set_ex_data: the program's message callback")              \
+	X(GT_RECORD_GET_STATE, "gnutls_record_get_state",                     \
+	  "gnutls_record_get_state: the GnuTLS engine reads the key, IV and " \
+	  "sequence number")                                                  \
+	X(GT_HKDF_EXPAND, "gnutls_hkdf_expand",                               \
+	  "gnutls_hkdf_expand: TLS 1.3 key and IV from GnuTLS's traffic "     \
+	  "secret (checked at the move), the next secret (KeyUpdate)")        \
 	X(ALLOC, "alloc",                                                     \
 	  "malloc/calloc by the shim's own code (engine secrets, GnuTLS "    \
 	  "engine, config file)")                                             \
@@ -392,6 +400,34 @@ void ktls_fault_wrap_ossl(struct ktls_ossl *o)
 	o->BIO_ctrl = f_bio_ctrl;
 	o->SSL_set_ex_data = f_ssl_set_ex_data;
 	o->SSL_CTX_set_ex_data = f_ctx_set_ex_data;
+}
+
+/* ---- libgnutls: the ktls_gt table ---- */
+
+static struct ktls_gt gnext;
+
+static int f_record_get_state(gnutls_session_t s, unsigned rd,
+			      gnutls_datum_t *mac, gnutls_datum_t *iv,
+			      gnutls_datum_t *key, unsigned char *seq)
+{
+	if (hit(FP_GT_RECORD_GET_STATE))
+		return GNUTLS_E_INVALID_REQUEST;
+	return gnext.record_get_state(s, rd, mac, iv, key, seq);
+}
+static int f_hkdf_expand(gnutls_mac_algorithm_t m, const gnutls_datum_t *k,
+			 const gnutls_datum_t *info, void *out, size_t n)
+{
+	if (hit(FP_GT_HKDF_EXPAND))
+		return GNUTLS_E_MEMORY_ERROR;
+	return gnext.hkdf_expand(m, k, info, out, n);
+}
+
+void ktls_fault_wrap_gt(struct ktls_gt *g)
+{
+	gnext = *g;
+	g->record_get_state = f_record_get_state;
+	if (g->hkdf_expand)
+		g->hkdf_expand = f_hkdf_expand;
 }
 
 /* ---- the shim's own allocations (-Wl,--wrap=malloc,--wrap=calloc) ---- */

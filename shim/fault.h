@@ -10,7 +10,8 @@
  *                                         later one
  *   KTLS_SHIM_FAULT=list                  prints the points, one per line
  *
- * The seams are the binding tables (real.c, ossl.c), the sockopt table
+ * The seams are the binding tables (real.c, ossl.c, gnutls_bind.c), the
+ * sockopt table
  * (ktls_install.c), raw bpf(2) (bpf/register.c) and, by the linker's
  * --wrap, the shim's own malloc/calloc: never the logic in between, so the
  * code under test is the production code. Calls on fds the shim does not
@@ -25,6 +26,7 @@
 
 struct ktls_real;
 struct ktls_ossl;
+struct ktls_gt;
 
 /* The errno the caller must fail with at a setsockopt (set=1) or
  * getsockopt (set=0) of level/name, or 0 to make the call. */
@@ -36,6 +38,7 @@ int ktls_fault_bpf(int cmd);
 /* Put the injecting wrappers in front of the bound functions. */
 void ktls_fault_wrap_real(struct ktls_real *r);
 void ktls_fault_wrap_ossl(struct ktls_ossl *o);
+void ktls_fault_wrap_gt(struct ktls_gt *g);
 
 /* While set (this thread), calls are neither counted nor failed: the
  * shim's one-off probe of libssl is not part of any session. */

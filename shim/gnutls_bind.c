@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include "fault.h"
 #include "log.h"
 
 struct ktls_gt ktls_gt;
@@ -63,6 +64,10 @@ static void bind_all(void)
 	WANT(session_get_keylog_function);
 	WANT(hkdf_expand);
 	ktls_gt.ok = ok;
+#ifdef KTLS_FAULT
+	if (ok)
+		ktls_fault_wrap_gt(&ktls_gt);
+#endif
 	if (!ok && ktls_gt.handshake)
 		ktls_warn("libgnutls symbols missing; GnuTLS sessions stay in "
 			  "userspace");

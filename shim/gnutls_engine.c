@@ -286,8 +286,9 @@ static enum ktls_reason install(struct ktls_gts *g, int rx, uint16_t version,
 	/* Pointers into GnuTLS's own state, not copies: the only copy is
 	 * ci, which ktls_install_dir wipes whatever happens. */
 	if (ktls_gt.record_get_state(g->s, (unsigned)rx, &mac, &iv, &key,
-				     seq) < 0 ||
-	    ktls_gt_crypto_info(&ci, version, kc, &key, &iv, seq) != 0) {
+				     seq) < 0)
+		return KTLS_R_KEY_UNAVAILABLE;
+	if (ktls_gt_crypto_info(&ci, version, kc, &key, &iv, seq) != 0) {
 		explicit_bzero(seq, sizeof(seq));
 		return KTLS_R_CIPHER_UNSUPPORTED;
 	}
@@ -318,7 +319,7 @@ static int kernel_has(int fd, int dir, uint16_t version, enum ktls_cipher kc)
 	       v == version && ct == d->kernel_type;
 }
 
-static void record_session(struct ktls_gts *g, int fd, struct ktls_fd *e,
+static void record_session(gnutls_session_t s, int fd, struct ktls_fd *e,
 			   uint16_t version, enum ktls_cipher kc,
 			   enum ktls_reason r[2], const char *engine)
 {
@@ -341,8 +342,8 @@ static void record_session(struct ktls_gts *g, int fd, struct ktls_fd *e,
 	ktls_dbg("session fd=%d %s %s tx=%s rx=%s engine=%s "
 		 "verified=getsockopt",
 		 fd, ktls_version_name(version),
-		 ktls_gt.cipher_get_name(ktls_gt.cipher_get(g->s))
-			 ? ktls_gt.cipher_get_name(ktls_gt.cipher_get(g->s))
+		 ktls_gt.cipher_get_name(ktls_gt.cipher_get(s))
+			 ? ktls_gt.cipher_get_name(ktls_gt.cipher_get(s))
 			 : "none",
 		 r[0] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[0]),
 		 r[1] == KTLS_R_MOVED ? "kernel" : ktls_reason_name(r[1]),
@@ -366,7 +367,7 @@ static int moved_by_gnutls(struct ktls_gts *g, int fd, uint16_t version,
 	struct ktls_fd *e = ktls_fd_get(fd);
 	if (e)
 		ktls_fd_reset(e);
-	record_session(g, fd, e, version, kc, r, "gnutls-own");
+	record_session(g->s, fd, e, version, kc, r, "gnutls-own");
 	return 1;
 }
 
@@ -375,15 +376,21 @@ void ktls_gts_after_handshake(gnutls_session_t s)
 	if (!ktls_shim_active() || !ktls_gt_bind())
 		return;
 	struct ktls_gts *g = lookup(s);
-	if (!g || (atomic_fetch_or(&g->st, GTS_FINAL) & GTS_FINAL))
-		return; /* a TLS 1.2 renegotiation of a session left alone */
-
 	int rfd = -1, wfd = -1;
 	ktls_gt.transport_get_int2(s, &rfd, &wfd);
 	uint16_t version = ktls_gt_version(ktls_gt.protocol_get_version(s));
 	enum ktls_cipher kc = ktls_gt_cipher(ktls_gt.cipher_get(s));
 	enum ktls_reason r[2];
 	struct ktls_fd *e = NULL;
+	if (!g) {
+		/* ktls_gts_on_init had no memory for our state: the
+		 * session stays with GnuTLS, and says so. */
+		r[0] = r[1] = KTLS_R_NO_MEMORY;
+		record_session(s, rfd, NULL, version, kc, r, "gnutls");
+		return;
+	}
+	if (atomic_fetch_or(&g->st, GTS_FINAL) & GTS_FINAL)
+		return; /* a TLS 1.2 renegotiation of a session left alone */
 
 	if (rfd >= 0 && moved_by_gnutls(g, rfd, version, kc)) {
 		ktls_gt_secret_wipe(&g->sec, 0);
@@ -461,7 +468,7 @@ void ktls_gts_after_handshake(gnutls_session_t s)
 			 "installed; failing this connection",
 			 rfd);
 	}
-	record_session(g, rfd, e, version, kc, r, "gnutls");
+	record_session(s, rfd, e, version, kc, r, "gnutls");
 }
 
 /* ---- the record layer over the kernel -------------------------------- */
@@ -591,7 +598,7 @@ ssize_t ktls_gts_send(struct ktls_gts *g, const void *data, size_t size)
 	}
 	int err, rc = key_update_first(g);
 	if (rc == 0) {
-		ssize_t n = send(g->fd, data, size, send_flags(g));
+		ssize_t n = ktls_data_send(g->fd, data, size, send_flags(g));
 		if (n >= 0) {
 			g->pend_len = 0;
 			count(g, KTLS_IO_WRITE, (size_t)n);

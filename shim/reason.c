@@ -26,6 +26,7 @@ static const char *const names[KTLS_R_COUNT] = {
 	[KTLS_R_OTHER_DIRECTION] = "other-direction-stays",
 	[KTLS_R_NO_MEMORY] = "out-of-memory",
 	[KTLS_R_SSL_BIO] = "ssl-bio-in-process",
+	[KTLS_R_KEY_UNAVAILABLE] = "key-unavailable",
 };
 
 const char *ktls_reason_name(enum ktls_reason r)

@@ -32,6 +32,14 @@ ssize_t ktls_record_send(int fd, uint8_t type, const void *body, size_t len,
 	return ktls_real.sendmsg(fd, &m, flags);
 }
 
+ssize_t ktls_data_send(int fd, const void *buf, size_t len, int flags)
+{
+	struct iovec iov = { (void *)(uintptr_t)buf, len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ktls_real_ensure();
+	return ktls_real.sendmsg(fd, &m, flags);
+}
+
 ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type)
 {
 	char cbuf[CMSG_SPACE(sizeof(unsigned char))];

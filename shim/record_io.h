@@ -20,6 +20,10 @@
 ssize_t ktls_record_send(int fd, uint8_t type, const void *body, size_t len,
 			 int flags);
 
+/* Application data, with send()'s flags (MSG_NOSIGNAL): sendmsg() without
+ * a cmsg, through the same binding table as the rest (fault injection). */
+ssize_t ktls_data_send(int fd, const void *buf, size_t len, int flags);
+
 /* *type: the record's type (application data when the kernel said none). */
 ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type);
 

@@ -6,8 +6,9 @@ The library under test is libktls-shim-fault.so, built only with
 sources as libktls-shim.so plus shim/fault.c, which puts a failing wrapper
 in front of the binding tables (libc: shim/real.c; libssl/libcrypto:
 shim/ossl.c), the shim's own setsockopt/getsockopt (shim/ktls_install.c),
-raw bpf(2) (shim/bpf/register.c) and, by the linker's --wrap, the shim's
-own malloc/calloc. One environment variable picks the fault:
+raw bpf(2) (shim/bpf/register.c), libgnutls (shim/gnutls_bind.c) and, by
+the linker's --wrap, the shim's own malloc/calloc. One environment
+variable picks the fault:
 
     KTLS_SHIM_FAULT=POINT[:NTH[+][:ERRNO]]    e.g. setsockopt_tls_rx:2:ENOMEM
     KTLS_SHIM_FAULT=list                      the points, from the library
@@ -18,9 +19,10 @@ the way they report failure (NULL or 0). Calls on fds the shim does not
 track are the program's own and are never failed. At exit the library logs
 `fault calls: POINT=N ...`, how often each point was reached.
 
-Each case runs a real transfer (tls_xfer, 1 MiB each way, distinct streams)
-with the fault build on one side and an unshimmed OpenSSL peer on the other,
-and classifies what happened:
+Each case runs a real transfer (tls_xfer, or gnutls_xfer for the GnuTLS
+engine's g* scenarios; 1 MiB each way, distinct streams) with the fault
+build on one side and an unshimmed OpenSSL peer on the other, and
+classifies what happened:
 
     no-effect        intact both ways, sessions where they are without the fault
     userspace        intact, both directions left in userspace
@@ -65,6 +67,7 @@ from conftest import (BUILD, KERNEL, NO_KTLS_PRELOAD, REKEY, XFER, Proc, delta,
                       shim_sessions, tls_stat)
 
 FAULT_SHIM = os.path.join(BUILD, "shim", "libktls-shim-fault.so")
+GXFER = os.path.join(BUILD, "tests", "gnutls_xfer")
 STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
 SIZE = 1 << 20
 SEED = {"client": 11, "server": 22}
@@ -102,7 +105,15 @@ SCENARIOS = {
     # its own record layer reads and writes (no_ktls_bio.c behind it).
     "o12": ("1.2", "client", [], [], {"LD_PRELOAD": NO_KTLS_PRELOAD}),
     "o13": ("1.3", "server", [], [], {"LD_PRELOAD": NO_KTLS_PRELOAD}),
+    # GnuTLS (shim/gnutls_engine.c): gnutls_xfer, tls_xfer's GnuTLS twin,
+    # is the shimmed program; the peer is still an unshimmed OpenSSL.
+    "g12": ("1.2", "client", [], [], {}),
+    "g13": ("1.3", "server", [], [], {}),
+    "gku13": ("1.3", "client", ["--key-updates", "2"],
+              ["--key-update-burst", "2"], {}),
 }
+# The scenarios whose shimmed program is gnutls_xfer.
+GNUTLS = {"g12", "g13", "gku13"}
 
 # (point, nth, errno, scenario, {env: expected outcome}); an env missing
 # from the dict does not run the case: what does not depend on the kernel
@@ -199,6 +210,27 @@ CASES = [
     ("write", "mid", "EIO", "o12", every(FAIL, HR)),
     ("sendmsg", 1, "EINTR", "o12", {"rekey": OK}),
     ("sendmsg", 1, "EIO", "o13", {"rekey": FAIL}),
+    # The GnuTLS engine: RX goes in first, and each direction on its own
+    # (a refused one stays with GnuTLS, the other still moves); a key it
+    # cannot read or check stays; a KeyUpdate it cannot follow fails the
+    # connection; the data path as above.
+    ("setsockopt_ulp", 1, "ENOMEM", "g12", every(OK, ("host",)) | every(USER, NK)),
+    ("setsockopt_tls_rx", 1, "ENOMEM", "g12", every(TX, NK)),
+    ("setsockopt_tls_tx", 1, "ENOMEM", "g12", every(RX, NK)),
+    ("setsockopt_tls_rx", 1, "ENOMEM", "g13", {"rekey": TX}),
+    ("setsockopt_tls_tx", 2, "ENOMEM", "gku13", {"rekey": FAIL}),
+    ("setsockopt_tls_rx", 2, "ENOMEM", "gku13", {"rekey": FAIL}),
+    ("getsockopt_tls", 1, "ENOMEM", "g12", every(FAIL, NK)),
+    ("gnutls_record_get_state", 1, "ENOMEM", "g12", every(TX, NK)),
+    ("gnutls_record_get_state", 2, "ENOMEM", "g12", every(RX, NK)),
+    ("gnutls_hkdf_expand", 1, "ENOMEM", "g13", {"rekey": TX}),
+    ("gnutls_hkdf_expand", 9, "ENOMEM", "gku13", {"rekey": FAIL}),
+    # (It too reads more than a record per recvmsg() where it can.)
+    ("recvmsg", 5, "EINTR", "g12", {"rekey": OK}),
+    ("recvmsg", 5, "EIO", "g13", {"rekey": FAIL}),
+    ("sendmsg", "mid", "EINTR", "g13", {"rekey": OK}),
+    ("sendmsg", "mid", "EIO", "g12", {"rekey": FAIL}),
+    ("alloc", 2, "ENOMEM", "g12", {"host": OK, "rekey": USER}),
     # The shim's own memory: the config file read, the engine's secrets.
     ("alloc", 1, "ENOMEM", "c13", every(OFF, ("host",))),
     ("alloc", 2, "ENOMEM", "c13x", {"host": OK, "norekey": TX, "rekey": TX}),
@@ -276,7 +308,8 @@ def run(scenario, fault, certs, config, tmp, tag):
     mine = [files.get(a, a) for a in mine]
 
     def argv(r, port, extra_args, recv):
-        a = [XFER, "--role", r, "--port", str(port), "--tls", tls,
+        prog = GXFER if r == role and scenario in GNUTLS else XFER
+        a = [prog, "--role", r, "--port", str(port), "--tls", tls,
              "--send", str(SIZE), "--seed", str(SEED[r]), "--recv-file",
              recv, *extra_args]
         if r == "server":
@@ -421,6 +454,10 @@ def test_bad_fault_setting_stops_the_program(shim_config):
 
 def test_faults(certs, shim_config, payload):
     cases = [c for c in CASES if ENV in c[4]]
+    # By hand: KTLS_FAULT_SCENARIOS=g12,g13 runs those scenarios only.
+    only = os.environ.get("KTLS_FAULT_SCENARIOS")
+    if only:
+        cases = [c for c in cases if c[3] in only.split(",")]
     scen = sorted({c[3] for c in cases})
     need_bpf = any(c[0].startswith("bpf_") for c in cases)
     if need_bpf:
@@ -444,6 +481,7 @@ def test_faults(certs, shim_config, payload):
                 assert outcome == NR, (s, outcome, detail, res[0].err[-3000:],
                                        res[1].err[-2000:])
                 base[s] = ((tx, rx), calls_of(res[0].err))
+                print(f"base {s}: {detail} {base[s][1]}")
 
         def one(i, c):
             point, nth, err, s, exp = c

@@ -15,14 +15,18 @@ import subprocess
 
 import pytest
 
-from conftest import (BIG, KERNEL, REKEY, XFER, MiB, Proc, delta, free_port,
-                      make_file, parse_conns, plain_env, sha256_file,
-                      shim_env, shim_sessions, shim_summary, tls_stat,
-                      wait_port)
+from conftest import (BIG, BUILD, KERNEL, REKEY, XFER, MiB, Proc, delta,
+                      free_port, make_file, parse_conns, plain_env,
+                      sha256_file, shim_env, shim_sessions, shim_summary,
+                      tls_stat, wait_port)
 
 # Echo through gnutls-serv is line by line in userspace on the peer side:
 # a few MiB is plenty to cross many records and both directions.
 ECHO = min(BIG, 2 * MiB)
+
+# tls_xfer's GnuTLS twin (tests/tools/gnutls_xfer.c): same stream, same
+# report line.
+GNUTLS_XFER = os.path.join(BUILD, "tests", "gnutls_xfer")
 
 CIPHERS = {"aes-128-gcm": "AES-128-GCM", "aes-256-gcm": "AES-256-GCM",
            "chacha20-poly1305": "CHACHA20-POLY1305"}
@@ -146,6 +150,60 @@ def test_gnutls_cli_shimmed_receives(tls, certs, shim_config, workdir):
         assert d.get("TlsTxSw", 0) == 1 and d.get("TlsDecryptError", 0) == 0
         if tls == "1.2" or REKEY:
             assert summ["bytes_rx"] == ECHO, summ
+
+
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+@pytest.mark.parametrize("role", ["client", "server"])
+def test_gnutls_xfer_both_ways(role, tls, certs, shim_config):
+    """Shimmed gnutls_xfer against an unshimmed OpenSSL tls_xfer, up to 8
+    MiB each way at once: every byte intact both ways,
+    and the shim's session, the kernel's view and its counters agree on
+    what moved."""
+    n = min(BIG // 4, 8 * MiB)
+    cert, key = certs["ec"]
+    gx_opts = ["--tls", tls, "--send", str(n), "--seed", "5"]
+    peer_opts = ["--tls", tls, "--send", str(n), "--seed", "6"]
+    before = tls_stat()
+    if role == "server":
+        gx = Proc([GNUTLS_XFER, "--role", "server", "--port", "0", "--cert",
+                   cert, "--key", key] + gx_opts, shim_env(shim_config))
+        port = gx.read_port()
+        peer = Proc([XFER, "--role", "client", "--port", str(port)] +
+                    peer_opts, plain_env())
+    else:
+        peer = Proc([XFER, "--role", "server", "--port", "0", "--cert", cert,
+                     "--key", key] + peer_opts, plain_env())
+        port = peer.read_port()
+        gx = Proc([GNUTLS_XFER, "--role", "client", "--port", str(port)] +
+                  gx_opts, shim_env(shim_config))
+    assert gx.wait() == 0, gx.err[-3000:]
+    assert peer.wait() == 0, peer.err[-3000:]
+    d = delta(before, tls_stat())
+    (g,), (p,) = parse_conns(gx.out), parse_conns(peer.out)
+    assert g["version"] == p["version"] == f"TLSv{tls}", (g, p)
+    assert int(g["sent"]) == int(p["recv"]) == n
+    assert int(p["sent"]) == int(g["recv"]) == n
+    assert g["sent_sha256"] == p["recv_sha256"]
+    assert p["sent_sha256"] == g["recv_sha256"]
+    assert g["sent_sha256"] != p["sent_sha256"]  # two streams, two seeds
+    (s,) = shim_sessions(gx.err)
+    assert s["engine"] == "gnutls", s
+    assert s["version"] == f"TLSv{tls}", s
+    rx_moved = KERNEL and (tls == "1.2" or REKEY)
+    assert s["tx"] == ("kernel" if KERNEL else "kernel-has-no-tls"), s
+    assert s["rx"] == ("kernel" if rx_moved else
+                       "kernel-cannot-rekey-tls13" if KERNEL
+                       else "kernel-has-no-tls"), s
+    assert g["kernel_tx"] == str(int(KERNEL)), g
+    assert g["kernel_rx"] == str(int(rx_moved)), g
+    summ = shim_summary(gx.err)
+    if KERNEL:
+        assert d.get("TlsTxSw", 0) == 1, d
+        assert d.get("TlsRxSw", 0) == int(rx_moved), d
+        assert d.get("TlsDecryptError", 0) == 0, d
+        assert summ["bytes_tx"] == n, summ
+    if rx_moved:
+        assert summ["bytes_rx"] == n, summ
 
 
 _ref = {}

@@ -11,10 +11,10 @@ import shutil
 
 import pytest
 
-from conftest import (BIG, KERNEL, REKEY, XFER, Proc, delta, parse_conns,
-                      plain_env,
-                      shim_env, shim_sessions, shim_summary, tls_stat,
-                      free_port, wait_port)
+from conftest import (BIG, KERNEL, REKEY, XFER, Proc, delta, no_ktls_env,
+                      own_moves, parse_conns, plain_env, shim_env,
+                      shim_sessions, shim_summary, tls_stat, free_port,
+                      wait_port)
 
 # (version, OpenSSL cipher name, GnuTLS priority, kernel moves TX, RX)
 # OpenSSL 3.0 (Debian 12) never moves TLS 1.3 RX, and refuses TLS 1.3 CCM;
@@ -235,3 +235,53 @@ def gnutls_echo(case, certs, shim_config, engine="auto"):
     assert c["sent_sha256"] == c["recv_sha256"]
     a, b = check_shimmed(cli, c, version, cipher, tx, rx, engine)
     check_stat(before, a, b)
+
+
+@pytest.mark.parametrize("engine", ["auto", "shim", "no-ktls"])
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+def test_ssl_clear_reuse(tls, engine, certs, shim_config):
+    """One SSL object for three connections in turn, SSL_clear()ed between
+    them (servers that pool SSL objects do this): the shim's notes on the
+    SSL must not carry one session's keys, sequence numbers or verdict
+    into the next. Each session moves as a fresh one would, intact."""
+    conns, size = 3, 1 << 20
+    cipher = {"1.2": "ECDHE-ECDSA-AES128-GCM-SHA256",
+              "1.3": "TLS_AES_128_GCM_SHA256"}[tls]
+    env = (no_ktls_env(shim_config) if engine == "no-ktls"
+           else shim_env(shim_config, **ENGINE_ENV[engine]))
+    before = tls_stat()
+    srv = Proc(xfer("server", 0, tls, cipher, size, certs,
+                    ["--conns", str(conns), "--seed", "3"]), plain_env())
+    port = srv.read_port()
+    cli = Proc(xfer("client", port, tls, cipher, size, certs,
+                    ["--conns", str(conns), "--seed", "4", "--reuse-ssl"]),
+               env)
+    assert cli.wait() == 0, cli.err[-3000:]
+    assert srv.wait() == 0, srv.err[-3000:]
+    cs, ss = parse_conns(cli.out), parse_conns(srv.out)
+    assert len(cs) == len(ss) == conns
+    for c, s in zip(cs, ss):
+        assert int(c["sent"]) == int(s["recv"]) == size
+        assert int(s["sent"]) == int(c["recv"]) == size
+        assert c["sent_sha256"] == s["recv_sha256"]
+        assert s["sent_sha256"] == c["recv_sha256"]
+    sess = shim_sessions(cli.err)
+    assert len(sess) == conns, cli.err[-3000:]
+    if engine == "no-ktls":
+        moves = own_moves(tls)
+        want = ("kernel", "kernel") if moves else None
+    else:
+        rx = tls == "1.2" or REKEY
+        want = ("kernel", "kernel" if rx else "kernel-cannot-rekey-tls13")
+    if not KERNEL:
+        want = ("kernel-has-no-tls", "kernel-has-no-tls")
+    for s, c in zip(sess, cs):
+        if want:
+            assert (s["tx"], s["rx"]) == want, cli.err[-3000:]
+        assert c["kernel_tx"] == str(int(s["tx"] == "kernel"))
+        assert c["kernel_rx"] == str(int(s["rx"] == "kernel"))
+    d = delta(before, tls_stat())
+    if KERNEL:
+        assert d.get("TlsTxSw", 0) == sum(s["tx"] == "kernel" for s in sess)
+        assert d.get("TlsRxSw", 0) == sum(s["rx"] == "kernel" for s in sess)
+        assert d.get("TlsDecryptError", 0) == 0, d

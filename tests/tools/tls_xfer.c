@@ -28,13 +28,14 @@
  *          --fork (each connection in a child process, so one that dies
  *          does not end the others; after each, "tls_xfer: conn=I exit=N"
  *          or "signal=N" on stderr)
+ *          --reuse-ssl (one SSL object for all --conns, SSL_clear()ed
+ *          between connections)
  * One line per connection on stdout:
  *   conn=0 version=TLSv1.3 cipher=... sent=N sent_sha256=H recv=M
  *   recv_sha256=H lib_tx=1 lib_rx=0 kernel_tx=1 kernel_rx=0
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -44,7 +45,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,14 +54,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ktls_shim.h"
+#include "xfer_common.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
+const char *xfer_prog = "tls_xfer";
 
 struct opts {
 	int server, blocking, key_update, conns, text;
@@ -72,7 +70,7 @@ struct opts {
 	uint64_t seed;
 	size_t chunk;
 	const char *keylog, *recv_file;
-	int hold, key_update_burst, fork_conns;
+	int hold, key_update_burst, fork_conns, reuse_ssl;
 	const char *info_cb; /* "ssl" or "ctx": where the info callback goes */
 };
 
@@ -91,69 +89,6 @@ static void die_ssl(const char *what, SSL *s, int r)
 	exit(3);
 }
 
-/* xorshift64*: a cheap deterministic stream; content only has to differ
- * per seed and be hard to get right by accident. */
-static void fill(uint8_t *b, size_t n, uint64_t *st, int text)
-{
-	for (size_t i = 0; i < n; i++) {
-		if ((i & 7) == 0) {
-			*st ^= *st >> 12;
-			*st ^= *st << 25;
-			*st ^= *st >> 27;
-		}
-		b[i] = (uint8_t)((*st * 0x2545F4914F6CDD1DULL) >> (8 * (i & 7)));
-		if (text) /* printable lines: what line-based echo peers take */
-			b[i] = (b[i] & 63) == 63 ? '\n' : (uint8_t)('0' + (b[i] & 63));
-	}
-}
-
-static void hex(const unsigned char *d, unsigned n, char *out)
-{
-	for (unsigned i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-static int kernel_has(int fd, int dir)
-{
-	struct tls_crypto_info hdr = { 0 };
-	socklen_t len = sizeof(hdr); /* header only: the kernel returns no key */
-	return getsockopt(fd, SOL_TLS, dir, &hdr, &len) == 0 &&
-	       hdr.cipher_type != 0;
-}
-
-/* The shim's public query, looked up at run time as its header advises:
- * "-" when the shim is not loaded. */
-static void shim_state(int fd, char *out, size_t len)
-{
-	int (*q)(int, struct ktls_shim_fd_info *) =
-		(int (*)(int, struct ktls_shim_fd_info *))dlsym(
-			RTLD_DEFAULT, "ktls_shim_fd_info");
-	struct ktls_shim_fd_info i;
-	if (!q || q(fd, &i) != 0) {
-		snprintf(out, len, "-");
-		return;
-	}
-	snprintf(out, len, "kernel=%u,tracked=%d,tx=%s,rx=%s", i.kernel,
-		 i.tracked, i.tx_state ? i.tx_state : "-",
-		 i.rx_state ? i.rx_state : "-");
-}
-
-/* Waits for what OpenSSL asked for, and for incoming data while we still
- * read: a peer that only reads once it is done sending must not deadlock
- * against our own blocked write. */
-static int wait_io(int fd, int want_write, int reading)
-{
-	short ev = (short)((want_write ? POLLOUT : 0) |
-			   (reading || !want_write ? POLLIN : 0));
-	struct pollfd p = { fd, ev, 0 };
-	int r = poll(&p, 1, 60000);
-	if (r == 0) {
-		fprintf(stderr, "tls_xfer: no progress for 60 s\n");
-		exit(4);
-	}
-	return r;
-}
-
 /* Runs an SSL call until done, waiting on the socket as OpenSSL asks. */
 #define RETRY(s, fd, what, call)                                              \
 	for (;;) {                                                            \
@@ -162,7 +97,7 @@ static int wait_io(int fd, int want_write, int reading)
 			break;                                                \
 		int e_ = SSL_get_error(s, r_);                                \
 		if (e_ == SSL_ERROR_WANT_READ || e_ == SSL_ERROR_WANT_WRITE)  \
-			wait_io(fd, e_ == SSL_ERROR_WANT_WRITE, 0);              \
+			xfer_wait_io(fd, e_ == SSL_ERROR_WANT_WRITE, 0);      \
 		else                                                          \
 			die_ssl(what, s, r_);                                 \
 	}
@@ -239,7 +174,7 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 			if (!pending) {
 				unsigned long long left = total - sent;
 				pending = left < o->chunk ? (size_t)left : o->chunk;
-				fill(out, pending, &st, o->text);
+				xfer_fill(out, pending, &st, o->text);
 			}
 			size_t w = 0;
 			int r = SSL_write_ex(s, out, pending, &w);
@@ -307,25 +242,25 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 			}
 		}
 		if (!progress)
-			wait_io(fd, want_write, !recv_done && !o->blocking);
+			xfer_wait_io(fd, want_write, !recv_done && !o->blocking);
 	}
 
 	unsigned char d[32];
 	unsigned dl;
 	char sh[65], rh[65], shim[160];
-	shim_state(fd, shim, sizeof(shim));
+	xfer_shim_state(fd, shim, sizeof(shim));
 	EVP_DigestFinal_ex(hs, d, &dl);
-	hex(d, dl, sh);
+	xfer_hex(d, dl, sh);
 	EVP_DigestFinal_ex(hr, d, &dl);
-	hex(d, dl, rh);
+	xfer_hex(d, dl, rh);
 	printf("conn=%d version=%s cipher=%s sent=%llu sent_sha256=%s "
 	       "recv=%llu recv_sha256=%s lib_tx=%d lib_rx=%d kernel_tx=%d "
 	       "kernel_rx=%d shim=%s\n",
 	       conn, SSL_get_version(s),
 	       SSL_CIPHER_get_name(SSL_get_current_cipher(s)), sent, sh, recvd,
 	       rh, (int)BIO_get_ktls_send(SSL_get_wbio(s)),
-	       (int)BIO_get_ktls_recv(SSL_get_rbio(s)), kernel_has(fd, TLS_TX),
-	       kernel_has(fd, TLS_RX), shim);
+	       (int)BIO_get_ktls_recv(SSL_get_rbio(s)),
+	       xfer_kernel_has(fd, TLS_TX), xfer_kernel_has(fd, TLS_RX), shim);
 	fflush(stdout);
 	if (ffd >= 0)
 		close(ffd);
@@ -345,7 +280,7 @@ static void keylog_line(const SSL *s, const char *line)
 	if (strncmp(line, "CLIENT_RANDOM ", 14) == 0) {
 		unsigned char r[32];
 		char h[65];
-		hex(r, (unsigned)SSL_get_server_random(s, r, sizeof(r)), h);
+		xfer_hex(r, (unsigned)SSL_get_server_random(s, r, sizeof(r)), h);
 		fprintf(keylog_file, "SERVER_RANDOM %.64s %s\n", line + 14, h);
 	}
 	fflush(keylog_file);
@@ -393,54 +328,6 @@ static SSL_CTX *make_ctx(const struct opts *o)
 	return ctx;
 }
 
-static long long now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/*
- * Both close_notify alerts are through, but the peer may still send: OpenSSL
- * 3.0 answers a KeyUpdate with update_requested even after it has sent its
- * close_notify, and once ours has arrived nothing reads that answer. Closing
- * with it unread makes TCP send a reset, and the peer, still reading towards
- * our close_notify, fails with ECONNRESET (most runs with --key-updates on
- * both sides). So half-close, then read to the peer's FIN before close().
- * recvmsg with room for a record type: where the kernel holds TLS RX, a
- * handshake record is consumed instead of failing the read with EIO. Two
- * iovecs: one with a control buffer is the shape of OpenSSL's record read,
- * which the shim's engine takes over, and this read is below TLS.
- * Bounded, for a peer that never closes.
- */
-static void drain_to_eof(int fd)
-{
-	if (shutdown(fd, SHUT_WR) != 0)
-		return;
-	long long end = now_ms() + 5000;
-	char buf[16384];
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(unsigned char))];
-	} c;
-	for (long long left; (left = end - now_ms()) > 0;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
-			return;
-		struct iovec v[2] = {
-			{ .iov_base = buf, .iov_len = sizeof(buf) / 2 },
-			{ .iov_base = buf + sizeof(buf) / 2,
-			  .iov_len = sizeof(buf) / 2 },
-		};
-		struct msghdr m = { .msg_iov = v, .msg_iovlen = 2,
-				    .msg_control = c.b,
-				    .msg_controllen = sizeof(c.b) };
-		ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-			return;
-	}
-}
-
 static void run_conn(const struct opts *o, SSL_CTX *ctx, int fd, int conn)
 {
 	if (o->fork_conns) {
@@ -467,13 +354,21 @@ static void run_conn(const struct opts *o, SSL_CTX *ctx, int fd, int conn)
 	}
 	if (!o->blocking)
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	SSL *s = SSL_new(ctx);
+	/* --reuse-ssl: one SSL for every connection, SSL_clear()ed in
+	 * between, as servers that pool their SSL objects do. */
+	static SSL *pooled;
+	SSL *s = o->reuse_ssl && pooled ? pooled : SSL_new(ctx);
+	if (s == pooled && !SSL_clear(s))
+		die_ssl("SSL_clear", s, 0);
 	if (o->info_cb && strcmp(o->info_cb, "ssl") == 0)
 		SSL_set_info_callback(s, info_line);
 	SSL_set_fd(s, fd);
 	transfer(o, s, fd, conn);
-	SSL_free(s);
-	drain_to_eof(fd);
+	if (o->reuse_ssl && conn + 1 < o->conns)
+		pooled = s;
+	else
+		SSL_free(s);
+	xfer_drain_to_eof(fd);
 	close(fd);
 }
 
@@ -498,7 +393,7 @@ int main(int argc, char **argv)
 		{ "hold", 0, 0, 'H' }, { "key-updates", 1, 0, 'u' },
 		{ "info-cb", 1, 0, 'I' },
 		{ "recv-file", 1, 0, 'W' }, { "key-update-burst", 1, 0, 'Y' },
-		{ "fork", 0, 0, 'P' },
+		{ "fork", 0, 0, 'P' },	    { "reuse-ssl", 0, 0, 'X' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -527,6 +422,7 @@ int main(int argc, char **argv)
 		case 'W': o.recv_file = optarg; break;
 		case 'Y': o.key_update_burst = atoi(optarg); break;
 		case 'P': o.fork_conns = 1; break;
+		case 'X': o.reuse_ssl = 1; break;
 		case 'R': o.recv_until = strtoull(optarg, NULL, 0); break;
 		default: fprintf(stderr, "tls_xfer: bad option\n"); return 2;
 		}

@@ -1,0 +1,385 @@
+/*
+ * gnutls_xfer: tls_xfer's GnuTLS twin. A plain GnuTLS client or server that
+ * moves a known amount of data each way over one connection and reports
+ * what it sent and received (sha256), what GnuTLS believes
+ * (gnutls_transport_is_ktls_enabled) and what the kernel says (getsockopt
+ * SOL_TLS). The fault tests run it with the shim preloaded against an
+ * unshimmed tls_xfer, so its payload, output line and exit codes are
+ * tls_xfer's: the same seed gives the same byte stream.
+ *
+ *   gnutls_xfer --role server --port 0 --cert C --key K [options]
+ *   gnutls_xfer --role client --port P [options]
+ * Options: --tls 1.2|1.3 (only that version; default: what GnuTLS's
+ *          NORMAL priority negotiates)  --cipher NAME (a GnuTLS cipher
+ *          name: AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305)
+ *          --send BYTES  --seed N  --chunk BYTES  --blocking
+ *          --key-update  --key-updates N (N TLS 1.3 KeyUpdates spread over
+ *          the data sent, every other one asking the peer to update too;
+ *          none on TLS 1.2)  --host ADDR
+ *          --recv-file PATH (every byte gnutls_record_recv returns,
+ *          written as it comes)
+ * The client does not verify the server's certificate. Sockets are used
+ * through gnutls_transport_set_int: GnuTLS's own push/pull, which is what
+ * the shim hooks. One line on stdout:
+ *   conn=0 version=TLSv1.3 cipher=AES-256-GCM sent=N sent_sha256=H recv=M
+ *   recv_sha256=H lib_tx=0 lib_rx=0 kernel_tx=1 kernel_rx=0 shim=...
+ * Exit status: 0 done, 2 setup or system error, 3 a GnuTLS call failed
+ * ("gnutls_xfer: CALL failed: MESSAGE (CODE) errno=N (TEXT)" on stderr),
+ * 4 no progress for 60 s.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/socket.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ktls_shim.h"
+#include "xfer_common.h"
+
+const char *xfer_prog = "gnutls_xfer";
+
+struct opts {
+	int server, blocking, key_update;
+	const char *host, *cert, *key, *cipher, *tls, *recv_file;
+	int port;
+	unsigned long long send;
+	uint64_t seed;
+	size_t chunk;
+};
+
+static void die(const char *what)
+{
+	fprintf(stderr, "gnutls_xfer: %s: %s\n", what, strerror(errno));
+	exit(2);
+}
+
+/* errno as the failing call left it: the tests read it. */
+static void die_gt(const char *what, int rc)
+{
+	int e = errno;
+	fprintf(stderr, "gnutls_xfer: %s failed: %s (%d) errno=%d (%s)\n",
+		what, gnutls_strerror(rc), rc, e, strerror(e));
+	exit(3);
+}
+
+static int again(int rc)
+{
+	return rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED;
+}
+
+static void handshake(gnutls_session_t s, int fd)
+{
+	for (;;) {
+		int rc = gnutls_handshake(s);
+		if (rc == 0)
+			return;
+		if (again(rc))
+			xfer_wait_io(fd, gnutls_record_get_direction(s) == 1, 0);
+		else if (gnutls_error_is_fatal(rc))
+			die_gt("gnutls_handshake", rc);
+		/* else a warning alert: go on */
+	}
+}
+
+static const char *version_name(gnutls_session_t s)
+{
+	switch (gnutls_protocol_get_version(s)) {
+	case GNUTLS_TLS1_2: return "TLSv1.2";
+	case GNUTLS_TLS1_3: return "TLSv1.3";
+	default: {
+		const char *n = gnutls_protocol_get_name(
+			gnutls_protocol_get_version(s));
+		return n ? n : "unknown";
+	}
+	}
+}
+
+static void transfer(const struct opts *o, gnutls_session_t s, int fd)
+{
+	gnutls_hash_hd_t hs, hr;
+	if (gnutls_hash_init(&hs, GNUTLS_DIG_SHA256) < 0 ||
+	    gnutls_hash_init(&hr, GNUTLS_DIG_SHA256) < 0)
+		die("gnutls_hash_init");
+	uint8_t *out = malloc(o->chunk), *in = malloc(1 << 16);
+	if (!out || !in)
+		die("malloc");
+	uint64_t st = o->seed + (uint64_t)0 * 7919 + 1; /* conn 0 */
+	unsigned long long sent = 0, recvd = 0;
+	size_t pending = 0, off = 0; /* out[off, pending) awaits a send */
+	int shut_sent = 0, recv_done = 0, updated = 0;
+	int ku_check = 0, ku_active = 0;
+	unsigned ku_flags = 0;
+	int rfd = o->recv_file ? open(o->recv_file,
+				      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				      0600)
+			       : -1;
+	if (o->recv_file && rfd < 0)
+		die("--recv-file");
+
+	handshake(s, fd);
+	/* KeyUpdates are TLS 1.3's: none on TLS 1.2. */
+	int key_updates = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3
+				  ? o->key_update
+				  : 0;
+
+	while (!(sent == o->send && !pending && !ku_active && shut_sent &&
+		 recv_done)) {
+		int progress = 0, want_write = 0;
+		/* The i-th of N KeyUpdates at i/(N+1) of the data, checked
+		 * after each whole chunk as tls_xfer does; odd ones ask the
+		 * peer to update too. GnuTLS sends the KeyUpdate in the call,
+		 * so one that would block is finished here, between reads. */
+		if (ku_check && !ku_active) {
+			if (updated < key_updates &&
+			    sent >= o->send * (unsigned long long)(updated + 1) /
+					    (unsigned long long)(key_updates + 1)) {
+				ku_flags = updated % 2 == 0 ? GNUTLS_KU_PEER : 0;
+				updated++;
+				ku_active = 1;
+			} else {
+				ku_check = 0;
+			}
+		}
+		if (ku_active) {
+			int r = gnutls_session_key_update(s, ku_flags);
+			if (r == 0) {
+				ku_active = 0;
+				progress = 1;
+			} else if (again(r)) {
+				want_write = gnutls_record_get_direction(s) == 1;
+			} else if (r == GNUTLS_E_INVALID_REQUEST ||
+				   r == GNUTLS_E_UNIMPLEMENTED_FEATURE) {
+				/* As tls_xfer goes on after a refused
+				 * SSL_key_update: the shim refuses one the
+				 * kernel could not follow. */
+				fprintf(stderr, "gnutls_xfer: "
+						"gnutls_session_key_update "
+						"refused: %s (%d)\n",
+					gnutls_strerror(r), r);
+				ku_active = 0;
+				progress = 1;
+			} else {
+				die_gt("gnutls_session_key_update", r);
+			}
+		} else if (sent < o->send || pending) {
+			if (!pending) {
+				unsigned long long left = o->send - sent;
+				pending = left < o->chunk ? (size_t)left : o->chunk;
+				off = 0;
+				xfer_fill(out, pending, &st, 0);
+			}
+			/* Retried with the same arguments after
+			 * GNUTLS_E_AGAIN, as GnuTLS requires. */
+			ssize_t r = gnutls_record_send(s, out + off,
+						       pending - off);
+			if (r > 0) {
+				gnutls_hash(hs, out + off, (size_t)r);
+				sent += (unsigned long long)r;
+				off += (size_t)r;
+				if (off == pending) {
+					pending = off = 0;
+					ku_check = 1;
+				}
+				progress = 1;
+			} else if (again((int)r)) {
+				want_write = gnutls_record_get_direction(s) == 1;
+			} else {
+				die_gt("gnutls_record_send", (int)r);
+			}
+		} else if (!shut_sent) {
+			int r = gnutls_bye(s, GNUTLS_SHUT_WR);
+			if (r == 0) {
+				shut_sent = 1;
+				progress = 1;
+			} else if (again(r)) {
+				want_write = gnutls_record_get_direction(s) == 1;
+			} else {
+				die_gt("gnutls_bye", r);
+			}
+		}
+		/* In blocking mode, read only once our side is done sending,
+		 * or gnutls_record_recv would block while the peer waits for
+		 * us. */
+		if (!recv_done && (!o->blocking || shut_sent)) {
+			ssize_t r = gnutls_record_recv(s, in, 1 << 16);
+			if (r > 0) {
+				gnutls_hash(hr, in, (size_t)r);
+				recvd += (unsigned long long)r;
+				if (rfd >= 0 && write(rfd, in, (size_t)r) != r)
+					die("--recv-file");
+				progress = 1;
+			} else if (r == 0) { /* the peer's close_notify */
+				recv_done = progress = 1;
+			} else if (again((int)r)) {
+				if (gnutls_record_get_direction(s) == 1)
+					want_write = 1;
+			} else if (!gnutls_error_is_fatal((int)r)) {
+				progress = 1; /* a warning alert */
+			} else {
+				/* GNUTLS_E_PREMATURE_TERMINATION too: EOF
+				 * without close_notify. */
+				die_gt("gnutls_record_recv", (int)r);
+			}
+		}
+		if (!progress)
+			xfer_wait_io(fd, want_write, !recv_done && !o->blocking);
+	}
+
+	unsigned char d[32];
+	char sh[65], rh[65], shim[160];
+	xfer_shim_state(fd, shim, sizeof(shim));
+	gnutls_hash_deinit(hs, d);
+	xfer_hex(d, sizeof(d), sh);
+	gnutls_hash_deinit(hr, d);
+	xfer_hex(d, sizeof(d), rh);
+	int lib = 0;
+#if GNUTLS_VERSION_NUMBER >= 0x030703
+	lib = (int)gnutls_transport_is_ktls_enabled(s);
+#endif
+	const char *cipher = gnutls_cipher_get_name(gnutls_cipher_get(s));
+	printf("conn=0 version=%s cipher=%s sent=%llu sent_sha256=%s "
+	       "recv=%llu recv_sha256=%s lib_tx=%d lib_rx=%d kernel_tx=%d "
+	       "kernel_rx=%d shim=%s\n",
+	       version_name(s), cipher ? cipher : "unknown", sent, sh, recvd,
+	       rh, (lib & 2) != 0 /* GNUTLS_KTLS_SEND */,
+	       (lib & 1) != 0 /* GNUTLS_KTLS_RECV */,
+	       xfer_kernel_has(fd, TLS_TX), xfer_kernel_has(fd, TLS_RX), shim);
+	fflush(stdout);
+	if (rfd >= 0)
+		close(rfd);
+	free(out);
+	free(in);
+}
+
+static void run_conn(const struct opts *o,
+		     gnutls_certificate_credentials_t cred, int fd)
+{
+	if (!o->blocking)
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	gnutls_session_t s;
+	int rc = gnutls_init(&s, o->server ? GNUTLS_SERVER : GNUTLS_CLIENT);
+	if (rc < 0)
+		die_gt("gnutls_init", rc);
+	char prio[256];
+	snprintf(prio, sizeof(prio), "NORMAL%s%s%s%s",
+		 o->tls ? ":-VERS-ALL:+VERS-TLS" : "", o->tls ? o->tls : "",
+		 o->cipher ? ":-CIPHER-ALL:+" : "", o->cipher ? o->cipher : "");
+	const char *err = NULL;
+	rc = gnutls_priority_set_direct(s, prio, &err);
+	if (rc < 0) {
+		fprintf(stderr, "gnutls_xfer: priority \"%s\" rejected at \"%s\"\n",
+			prio, err ? err : "?");
+		die_gt("gnutls_priority_set_direct", rc);
+	}
+	rc = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
+	if (rc < 0)
+		die_gt("gnutls_credentials_set", rc);
+	gnutls_transport_set_int(s, fd);
+	transfer(o, s, fd);
+	gnutls_deinit(s);
+	xfer_drain_to_eof(fd);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	/* A peer that drops the connection is an error to report (EPIPE),
+	 * not a death by signal: tests tell crashes apart by the signal. */
+	signal(SIGPIPE, SIG_IGN);
+	struct opts o = { .host = "127.0.0.1", .chunk = 16384, .seed = 1 };
+	static const struct option lo[] = {
+		{ "role", 1, 0, 'r' },	    { "host", 1, 0, 'h' },
+		{ "port", 1, 0, 'p' },	    { "cert", 1, 0, 'c' },
+		{ "key", 1, 0, 'k' },	    { "cipher", 1, 0, 'C' },
+		{ "tls", 1, 0, 't' },	    { "send", 1, 0, 's' },
+		{ "seed", 1, 0, 'S' },	    { "chunk", 1, 0, 'b' },
+		{ "blocking", 0, 0, 'B' },  { "key-update", 0, 0, 'U' },
+		{ "key-updates", 1, 0, 'u' }, { "recv-file", 1, 0, 'W' },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r': o.server = strcmp(optarg, "server") == 0; break;
+		case 'h': o.host = optarg; break;
+		case 'p': o.port = atoi(optarg); break;
+		case 'c': o.cert = optarg; break;
+		case 'k': o.key = optarg; break;
+		case 'C': o.cipher = optarg; break;
+		case 't': o.tls = optarg; break;
+		case 's': o.send = strtoull(optarg, NULL, 0); break;
+		case 'S': o.seed = strtoull(optarg, NULL, 0); break;
+		case 'b': o.chunk = strtoull(optarg, NULL, 0); break;
+		case 'B': o.blocking = 1; break;
+		case 'U': o.key_update = 1; break;
+		case 'u': o.key_update = atoi(optarg); break;
+		case 'W': o.recv_file = optarg; break;
+		default: fprintf(stderr, "gnutls_xfer: bad option\n"); return 2;
+		}
+	}
+	if (o.chunk == 0) {
+		fprintf(stderr, "gnutls_xfer: --chunk must be > 0\n");
+		return 2;
+	}
+	if (o.tls && strcmp(o.tls, "1.2") != 0 && strcmp(o.tls, "1.3") != 0) {
+		fprintf(stderr, "gnutls_xfer: --tls must be 1.2 or 1.3\n");
+		return 2;
+	}
+	gnutls_certificate_credentials_t cred;
+	int rc = gnutls_certificate_allocate_credentials(&cred);
+	if (rc < 0)
+		die_gt("gnutls_certificate_allocate_credentials", rc);
+	if (o.server) {
+		if (!o.cert || !o.key) {
+			fprintf(stderr, "gnutls_xfer: a server needs --cert "
+					"and --key\n");
+			return 2;
+		}
+		rc = gnutls_certificate_set_x509_key_file(
+			cred, o.cert, o.key, GNUTLS_X509_FMT_PEM);
+		if (rc < 0) {
+			fprintf(stderr, "gnutls_xfer: certificate: %s\n",
+				gnutls_strerror(rc));
+			return 2;
+		}
+	}
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)o.port) };
+	if (inet_pton(AF_INET, o.host, &a.sin_addr) != 1)
+		die("--host");
+
+	if (o.server) {
+		int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+		setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 64))
+			die("bind/listen");
+		socklen_t al = sizeof(a);
+		getsockname(ls, (struct sockaddr *)&a, &al);
+		printf("PORT %d\n", ntohs(a.sin_port));
+		fflush(stdout);
+		int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			die("accept");
+		run_conn(&o, cred, fd);
+		close(ls);
+	} else {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			die("connect");
+		run_conn(&o, cred, fd);
+	}
+	gnutls_certificate_free_credentials(cred);
+	return 0;
+}
