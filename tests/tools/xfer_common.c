@@ -64,7 +64,7 @@ void xfer_shim_state(int fd, char *out, size_t len)
 		 i.rx_state ? i.rx_state : "-");
 }
 
-/* Waits for what OpenSSL asked for, and for incoming data while we still
+/* Waits for what the TLS library asked for, and for incoming data while we still
  * read: a peer that only reads once it is done sending must not deadlock
  * against our own blocked write. */
 int xfer_wait_io(int fd, int want_write, int reading)
