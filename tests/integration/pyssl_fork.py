@@ -49,10 +49,13 @@ def work(name, s):
     tx, rx = in_kernel(s, TLS_TX), in_kernel(s, TLS_RX)
     p = s.getsockname()[1]
     s.unwrap()
-    print(f"conn={name} port={p} sent={len(data)} "
-          f"sent_sha256={hashlib.sha256(data).hexdigest()} recv={got} "
-          f"recv_sha256={h.hexdigest()} kernel_tx={tx} kernel_rx={rx}",
-          flush=True)
+    # One write(2) per line: child and parent share the pipe, and print()
+    # may write the text and its newline apart (unbuffered stdout), so
+    # the other's line could land in between and be lost to the parser.
+    line = (f"conn={name} port={p} sent={len(data)} "
+            f"sent_sha256={hashlib.sha256(data).hexdigest()} recv={got} "
+            f"recv_sha256={h.hexdigest()} kernel_tx={tx} kernel_rx={rx}\n")
+    os.write(1, line.encode())
 
 
 a = connect(ssl.TLSVersion.TLSv1_2)
