@@ -22,6 +22,8 @@ BUILD = os.environ.get("KTLS_BUILD") or os.path.join(
 BUILD = os.path.abspath(BUILD)
 SHIM = os.path.join(BUILD, "shim", "libktls-shim.so")
 XFER = os.path.join(BUILD, "tests", "tls_xfer")
+# Its GnuTLS twin (tests/tools/gnutls_xfer.c): same stream, same report.
+GXFER = os.path.join(BUILD, "tests", "gnutls_xfer")
 PY = "/usr/bin/python3"  # Debian's, linked against the system libssl
 HERE = os.path.dirname(os.path.abspath(__file__))
 MiB = 1 << 20

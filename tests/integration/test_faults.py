@@ -62,12 +62,11 @@ import subprocess
 
 import pytest
 
-from conftest import (BUILD, KERNEL, NO_KTLS_PRELOAD, REKEY, XFER, Proc, delta,
-                      make_file, parse_conns, plain_env, shim_env,
-                      shim_sessions, tls_stat)
+from conftest import (BUILD, GXFER, KERNEL, NO_KTLS_PRELOAD, REKEY, XFER,
+                      Proc, delta, make_file, parse_conns, plain_env,
+                      shim_env, shim_sessions, tls_stat)
 
 FAULT_SHIM = os.path.join(BUILD, "shim", "libktls-shim-fault.so")
-GXFER = os.path.join(BUILD, "tests", "gnutls_xfer")
 STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
 SIZE = 1 << 20
 SEED = {"client": 11, "server": 22}

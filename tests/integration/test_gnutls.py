@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import (BIG, BUILD, KERNEL, REKEY, XFER, MiB, Proc, delta,
+from conftest import (BIG, GXFER, KERNEL, REKEY, XFER, MiB, Proc, delta,
                       free_port, make_file, parse_conns, plain_env,
                       sha256_file, shim_env, shim_sessions, shim_summary,
                       tls_stat, wait_port)
@@ -23,10 +23,6 @@ from conftest import (BIG, BUILD, KERNEL, REKEY, XFER, MiB, Proc, delta,
 # Echo through gnutls-serv is line by line in userspace on the peer side:
 # a few MiB is plenty to cross many records and both directions.
 ECHO = min(BIG, 2 * MiB)
-
-# tls_xfer's GnuTLS twin (tests/tools/gnutls_xfer.c): same stream, same
-# report line.
-GNUTLS_XFER = os.path.join(BUILD, "tests", "gnutls_xfer")
 
 CIPHERS = {"aes-128-gcm": "AES-128-GCM", "aes-256-gcm": "AES-256-GCM",
            "chacha20-poly1305": "CHACHA20-POLY1305"}
@@ -165,7 +161,7 @@ def test_gnutls_xfer_both_ways(role, tls, certs, shim_config):
     peer_opts = ["--tls", tls, "--send", str(n), "--seed", "6"]
     before = tls_stat()
     if role == "server":
-        gx = Proc([GNUTLS_XFER, "--role", "server", "--port", "0", "--cert",
+        gx = Proc([GXFER, "--role", "server", "--port", "0", "--cert",
                    cert, "--key", key] + gx_opts, shim_env(shim_config))
         port = gx.read_port()
         peer = Proc([XFER, "--role", "client", "--port", str(port)] +
@@ -174,7 +170,7 @@ def test_gnutls_xfer_both_ways(role, tls, certs, shim_config):
         peer = Proc([XFER, "--role", "server", "--port", "0", "--cert", cert,
                      "--key", key] + peer_opts, plain_env())
         port = peer.read_port()
-        gx = Proc([GNUTLS_XFER, "--role", "client", "--port", str(port)] +
+        gx = Proc([GXFER, "--role", "client", "--port", str(port)] +
                   gx_opts, shim_env(shim_config))
     assert gx.wait() == 0, gx.err[-3000:]
     assert peer.wait() == 0, peer.err[-3000:]

@@ -20,13 +20,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import (BUILD, KERNEL, MiB, REKEY, SHIM, XFER, NO_KTLS, Proc,
+from conftest import (GXFER, KERNEL, MiB, REKEY, SHIM, XFER, NO_KTLS, Proc,
                       delta, own_moves, parse_conns, plain_env, shim_env,
                       shim_sessions, shim_summary, tls_stat)
 
 VALGRIND = shutil.which("valgrind")
 SIZE = int(os.environ.get("KTLS_VG_BYTES", str(MiB)))
-GXFER = os.path.join(BUILD, "tests", "gnutls_xfer")
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("KTLS_ASAN_RUNTIME") is not None,
