@@ -447,6 +447,11 @@ static int client_socket(void)
 
 /* --- one thread per connection ------------------------------------------ */
 
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t *ended;           /* threads past conn_end(), not joined */
+static size_t nended, ended_cap;
+static size_t spawned, joined;     /* main thread only */
+
 static void *conn_thread(void *arg)
 {
 	struct conn *c = arg;
@@ -470,20 +475,50 @@ static void *conn_thread(void *arg)
 		}
 	}
 	conn_end(c, r == 1);
+	pthread_mutex_lock(&reap_lock);
+	if (nended == ended_cap) {
+		ended_cap = ended_cap ? 2 * ended_cap : 256;
+		ended = realloc(ended, ended_cap * sizeof(*ended));
+		if (!ended)
+			die("realloc");
+	}
+	ended[nended++] = pthread_self();
+	pthread_mutex_unlock(&reap_lock);
 	return NULL;
+}
+
+/* Joins the threads whose connection has ended. Every thread is joined
+ * before main() returns: a thread still in its exit path runs OpenSSL's
+ * thread-local destructors, and those racing the OPENSSL_cleanup() that
+ * exit() runs corrupted the heap ("corrupted double-linked list", once in
+ * CI). Joining as they end also gives back each one's stack in a soak. */
+static void reap(void)
+{
+	pthread_mutex_lock(&reap_lock);
+	pthread_t *ids = ended;
+	size_t n = nended;
+	ended = NULL;
+	nended = ended_cap = 0;
+	pthread_mutex_unlock(&reap_lock);
+	for (size_t i = 0; i < n; i++)
+		if ((errno = pthread_join(ids[i], NULL)) != 0)
+			die("pthread_join");
+	free(ids);
+	joined += n;
 }
 
 static void spawn(struct conn *c)
 {
 	pthread_attr_t at;
 	pthread_t t;
+	reap();
 	pthread_attr_init(&at);
 	/* 1,000 threads: small stacks keep the address space modest. */
 	pthread_attr_setstacksize(&at, 512 * 1024);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	if ((errno = pthread_create(&t, &at, conn_thread, c)) != 0)
 		die("pthread_create");
 	pthread_attr_destroy(&at);
+	spawned++;
 }
 
 /* --- one epoll loop -------------------------------------------------------- */
@@ -734,9 +769,12 @@ int main(int argc, char **argv)
 		server();
 	else
 		client();
-	/* Detached threads finish their conn_end() before live drops. */
 	while (atomic_load(&live))
 		usleep(1000);
+	while (joined < spawned) {
+		reap();
+		usleep(1000);
+	}
 	double secs = now() - t0;
 	for (size_t i = 0; i <= NSUITES; i++)
 		SSL_CTX_free(ctxs[i]);
