@@ -261,12 +261,14 @@ def parse_conns(stdout):
             for line in CONN_RE.findall(stdout)]
 
 
-def one_conn_intact(cli_out, srv_out, nbytes):
-    """The single connection of a client and a server moved nbytes each way
-    and both ends agree on every byte; returns the two conn lines."""
+def one_conn_intact(cli_out, srv_out, nbytes, back=None):
+    """The single connection of two ends moved nbytes from the first to the
+    second and back (default nbytes) the other way, and both ends agree on
+    every byte; returns the two conn lines, first end's first."""
+    back = nbytes if back is None else back
     (c,), (s,) = parse_conns(cli_out), parse_conns(srv_out)
     assert int(c["sent"]) == int(s["recv"]) == nbytes
-    assert int(s["sent"]) == int(c["recv"]) == nbytes
+    assert int(s["sent"]) == int(c["recv"]) == back
     assert c["sent_sha256"] == s["recv_sha256"]
     assert s["sent_sha256"] == c["recv_sha256"]
     return c, s

@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import (GXFER, KERNEL, MiB, REKEY, SHIM, XFER, NO_KTLS, Proc,
-                      delta, own_moves, parse_conns, plain_env, shim_env,
+                      delta, one_conn_intact, own_moves, plain_env, shim_env,
                       shim_sessions, shim_summary, tls_stat)
 
 VALGRIND = shutil.which("valgrind")
@@ -132,11 +132,7 @@ def test_transfer_under_memcheck(role, tls, engine, extra, vg, certs,
                         "--tls", tls, "--send", str(SIZE), *extra], env)
     assert me.wait(timeout=1200) == 0, me.err
     assert peer.wait(timeout=120) == 0, peer.err
-    (m,), (p,) = parse_conns(me.out), parse_conns(peer.out)
-    assert int(m["sent"]) == int(p["recv"]) == SIZE
-    assert int(p["sent"]) == int(m["recv"]) == SIZE // 2
-    assert m["sent_sha256"] == p["recv_sha256"]
-    assert p["sent_sha256"] == m["recv_sha256"]
+    m, _ = one_conn_intact(me.out, peer.out, SIZE, back=SIZE // 2)
     (sess,) = shim_sessions(me.err)
     assert sess["engine"].startswith(
         {"auto": "openssl", "shim": "shim", "no-ktls": "shim",
