@@ -228,8 +228,16 @@ def test_hostile_peer(victim, role, tls, engine, certs, shim_config,
         assert all(x["engine"] == "shim,record-layer:shim"
                    for x in in_kernel)
     assert dshim.get("TlsRxSw", 0) == len(in_kernel), dshim
-    assert dshim.get("TlsDecryptError", 0) == len(
-        [f for f in DECRYPT_FAULTS if f not in late]), dshim
+    # The kernel counts each recvmsg() that fails to decrypt, not each
+    # forged record: one that copied intact records before meeting the
+    # forgery returns them and keeps the record, and the next read fails
+    # on it again. 6.1 and 7.2 alike (three records, the third forged,
+    # read in one call: +2 TlsDecryptError; the forged one read alone:
+    # +1). So a fault behind intact records counts once or twice.
+    forged = [f for f in DECRYPT_FAULTS if f not in late]
+    twice = [f for f in forged if good_bytes(f)]
+    assert len(forged) <= dshim.get("TlsDecryptError", 0) <= len(
+        forged) + len(twice), (forged, dshim)
 
 
 FLOOD = 1000  # KeyUpdates from the peer
