@@ -118,8 +118,8 @@ GNUTLS = {"g12", "g13", "gku13"}
 # from the dict does not run the case: what does not depend on the kernel
 # runs on the host (the shim's bookkeeping) or on the host and the newest
 # kernel (the data path) only, to keep CI short. nth
-# "mid": a quarter of the calls the scenario's fault-free run made there
-# (asserted to be mid-transfer: 1 MiB is 64 records each way).
+# "mid": call 16 (or a quarter of the fault-free run's count, if less) of
+# a 1 MiB transfer, 64 records each way (see one() below).
 OK, USER, TX, RX, FAIL, NR, OFF = (
     "no-effect", "userspace", "tx-only", "rx-only", "failed-cleanly",
     "not-reached", "shim-off")
@@ -486,10 +486,16 @@ def test_faults(certs, shim_config, payload):
             point, nth, err, s, exp = c
             n = nth
             if nth == "mid":
-                # A quarter in: the count varies from run to run (EAGAIN).
+                # Every run makes at least one call per record it moves
+                # there (64), however many EAGAINs come between, so call
+                # 16 is always reached, with records before and after it.
+                # Not a share of the fault-free run's count: a kTLS socket
+                # polls readable on a partial record, and the EAGAINs that
+                # follow made c13x's recvmsg() count 1,361 in one run and
+                # 68 in the next (a quarter of the first, never reached).
                 total = base[s][1].get(point, 0)
                 assert total >= 32, (point, s, base[s][1])
-                n = total // 4
+                n = min(total // 4, 16)
             spec = f"{point}:{n}:{err}"
             res = run(s, spec, certs, shim_config, payload, f"c{i}")
             outcome, detail = classify(res, base[s][0], point, err)
