@@ -19,8 +19,8 @@
 
 #include <bpf/bpf.h>
 
-#include "ktls_stats.h"
-#include "loader.h"
+#include "bpf/ktls_stats.h"
+#include "bpf/loader.h"
 
 #define ME "ktls-shim-stats"
 

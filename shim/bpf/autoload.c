@@ -4,7 +4,7 @@
  * first socket, once per boot of the host, not per process.
  */
 #define _GNU_SOURCE
-#include "autoload.h"
+#include "bpf/autoload.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -16,11 +16,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "ktls_stats.h"
-#include "loader.h"
-#include "log.h"
-#include "shim.h"
+#include "bpf/ktls_stats.h"
+#include "bpf/loader.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/shim.h"
 
 #ifndef CAP_BPF
 #define CAP_BPF 39

@@ -4,7 +4,7 @@
  * so a missing function is a skipped program, not a failed load.
  */
 #define _GNU_SOURCE
-#include "loader.h"
+#include "bpf/loader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +20,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
-#include "ktls_stats.h"
+#include "bpf/ktls_stats.h"
 #include "ktls_stats.skel.h"
 
 #define BPFFS "/sys/fs/bpf"

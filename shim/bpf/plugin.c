@@ -5,8 +5,8 @@
  */
 #include <stddef.h>
 
-#include "autoload.h"
-#include "loader.h"
+#include "bpf/autoload.h"
+#include "bpf/loader.h"
 
 int ktls_shim_bpf_load_v1(char *why, size_t whylen);
 

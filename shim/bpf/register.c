@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "register.h"
-#include "ktls_stats.h"
-#include "ulp_diag.h"
-#include "../fault.h"
+#include "bpf/ktls_stats.h"
+#include "bpf/register.h"
+#include "bpf/ulp_diag.h"
+#include "core/fault.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57

@@ -5,7 +5,7 @@
  * the parse fail.
  */
 #define _GNU_SOURCE
-#include "ulp_diag.h"
+#include "bpf/ulp_diag.h"
 
 #include <errno.h>
 #include <linux/inet_diag.h>
@@ -18,7 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "ktls_stats.h"
+#include "bpf/ktls_stats.h"
 
 #ifndef INET_DIAG_ULP_INFO
 #define INET_DIAG_ULP_INFO 19

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the config parser (ktls-preload.conf) and the
- * KTLS_SHIM_* environment: shim/config.c and shim/match.c, the only code
+ * KTLS_SHIM_* environment: shim/core/config.c and shim/core/match.c, the only code
  * that reads text a user controls before anything else runs.
  *
  * Input: the text of a config file; or, when it starts with "#!env\n", one
@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cipher.h"
-#include "config.h"
-#include "match.h"
+#include "core/cipher.h"
+#include "core/config.h"
+#include "core/match.h"
 
 #define ENV_PREFIX "#!env\n"
 #define MAX_ENV 16

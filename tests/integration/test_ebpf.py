@@ -221,7 +221,7 @@ else:
         assert stats("load", check=0).stdout.startswith("already loaded")
 
     def test_gnutls_socket_counted(loaded, certs, shim_config):
-        """A GnuTLS program's socket (shim/gnutls_engine.c) is accounted
+        """A GnuTLS program's socket (shim/gnutls/) is accounted
         for like an OpenSSL one: shimmed gnutls-serv --echo, TLS 1.2 (both
         directions in the kernel on every kernel), an unshimmed OpenSSL
         client; the row's bytes are the echo's, exactly."""

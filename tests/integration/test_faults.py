@@ -3,10 +3,10 @@ the kTLS path fails in turn, and the program still gets exactly its bytes.
 
 The library under test is libktls-shim-fault.so, built only with
 `meson setup -Dfault_injection=true` (scripts/test-all does): the same
-sources as libktls-shim.so plus shim/fault.c, which puts a failing wrapper
-in front of the binding tables (libc: shim/real.c; libssl/libcrypto:
-shim/ossl.c), the shim's own setsockopt/getsockopt (shim/ktls_install.c),
-raw bpf(2) (shim/bpf/register.c), libgnutls (shim/gnutls_bind.c) and, by
+sources as libktls-shim.so plus shim/core/fault.c, which puts a failing wrapper
+in front of the binding tables (libc: shim/core/real.c; libssl/libcrypto:
+shim/openssl/bind.c), the shim's own setsockopt/getsockopt (shim/kernel/install.c),
+raw bpf(2) (shim/bpf/register.c), libgnutls (shim/gnutls/bind.c) and, by
 the linker's --wrap, the shim's own malloc/calloc. One environment
 variable picks the fault:
 
@@ -104,7 +104,7 @@ SCENARIOS = {
     # its own record layer reads and writes (no_ktls_bio.c behind it).
     "o12": ("1.2", "client", [], [], {"LD_PRELOAD": NO_KTLS_PRELOAD}),
     "o13": ("1.3", "server", [], [], {"LD_PRELOAD": NO_KTLS_PRELOAD}),
-    # GnuTLS (shim/gnutls_engine.c): gnutls_xfer, tls_xfer's GnuTLS twin,
+    # GnuTLS (shim/gnutls/): gnutls_xfer, tls_xfer's GnuTLS twin,
     # is the shimmed program; the peer is still an unshimmed OpenSSL.
     "g12": ("1.2", "client", [], [], {}),
     "g13": ("1.3", "server", [], [], {}),

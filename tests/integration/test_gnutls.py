@@ -1,4 +1,4 @@
-"""GnuTLS programs under the shim (shim/gnutls_engine.c), against unshimmed
+"""GnuTLS programs under the shim (shim/gnutls/), against unshimmed
 OpenSSL and GnuTLS peers: gnutls-serv --echo and gnutls-cli over the
 version x cipher matrix, then NBD over TLS with PSK (nbdkit serving an
 image, nbdcopy reading and writing it), each side shimmed in turn.

@@ -1,4 +1,4 @@
-"""TLS 1.3 KeyUpdate on GnuTLS sessions the shim moved (gnutls_rekey.c).
+"""TLS 1.3 KeyUpdate on GnuTLS sessions the shim moved (shim/gnutls/secrets.c, shim/session/keyupdate.c).
 
 Where the kernel can rekey (6.14+: REKEY) the shim learns the application
 traffic secrets from GnuTLS's keylog function and follows every KeyUpdate:

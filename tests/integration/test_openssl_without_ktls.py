@@ -2,7 +2,7 @@
 self-built ones): its socket BIO ignores the kTLS ctrls, so OpenSSL can
 neither install keys nor read and write through the kernel. The shim
 probes for that once, then its engine installs both directions itself
-and its own record layer (shim/ossl_record.c) runs the session:
+and its own record layer (shim/openssl/record_layer.c) runs the session:
 SSL_read/SSL_write/SSL_get_error/SSL_shutdown over the kernel, both
 directions or neither. libno-ktls-bio.so, preloaded behind the shim, makes
 Debian's libssl act as such a build. Every case: an unshimmed peer, bytes

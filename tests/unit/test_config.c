@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 /*
- * Unit tests of shim/config.c: keys and values, the file parser, loading
+ * Unit tests of shim/core/config.c: keys and values, the file parser, loading
  * real files, the KTLS_SHIM_* environment and the allow/deny decision.
  */
 #include <criterion/criterion.h>
@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cipher.h"
-#include "config.h"
+#include "core/cipher.h"
+#include "core/config.h"
 
 static struct ktls_config cfg;
 static char err[KTLS_CONFIG_ERRLEN];
@@ -313,7 +313,7 @@ Test(config, pattern_too_long)
 }
 
 /*
- * Was a bug (shim/config.c ktls_config_set, the control-byte loop at its top):
+ * Was a bug (shim/core/config.c ktls_config_set, the control-byte loop at its top):
  * the loop refuses every byte < 0x20, tab included, although for_each_word()
  * and ktls_patlist_parse() split lists on tabs and trim() strips them, i.e.
  * a tab is meant to separate words. "directions = tx<TAB>rx" in the file is
@@ -521,7 +521,7 @@ Test(config, bad_section_headers)
 }
 
 /*
- * Was a bug (shim/config.c section_applies(), the strchr(line, ']') call): the
+ * Was a bug (shim/core/config.c section_applies(), the strchr(line, ']') call): the
  * header ends at the FIRST ']', so a glob with a bracket expression, legal
  * in allow/deny and in fnmatch(), makes a "bad section header":
  * "[program python3.[0-9]*]" is refused (expected: a section applying to
@@ -766,7 +766,7 @@ Test(config, load_directory)
 }
 
 /*
- * Was a bug (shim/config.c ktls_config_load_file(), the open() call): the file is
+ * Was a bug (shim/core/config.c ktls_config_load_file(), the open() call): the file is
  * opened without O_NONBLOCK and only then checked with S_ISREG, so a FIFO
  * named as the config blocks open() forever (every process started with the
  * preload hangs in its constructor). Expected: -1 "not a regular file".
@@ -1173,4 +1173,38 @@ Test(config, key_update_bytes_values)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		set_bad("key_update_bytes", bad[i], "key_update_bytes");
 	cr_assert_eq(cfg.key_update_bytes, KTLS_KEY_UPDATE_AUTO);
+}
+
+/*
+ * The shipped ktls-preload.conf documents every key the parser knows, each
+ * as an active "key = default" line, and that file, parsed as it ships,
+ * gives the built-in defaults: the documentation cannot drift from the
+ * parser's table (key_update_bytes once did).
+ */
+Test(config, shipped_file_documents_every_key)
+{
+	FILE *f = fopen(KTLS_SOURCE_ROOT "/ktls-preload.conf", "r");
+	cr_assert_not_null(f);
+	static char buf[KTLS_CONFIG_MAX_BYTES];
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	size_t n = 0;
+	for (const char *k; (k = ktls_config_key_name(n)); n++) {
+		char want[64];
+		snprintf(want, sizeof(want), "\n%s =", k);
+		cr_expect(strstr(buf, want), "ktls-preload.conf lacks '%s = '",
+			  k);
+	}
+	cr_assert_geq(n, 13);
+	struct ktls_config c, d;
+	char err[KTLS_CONFIG_ERRLEN];
+	ktls_config_defaults(&c);
+	ktls_config_defaults(&d);
+	struct ktls_prog p = { "prog", "prog", "/usr/bin/prog" };
+	cr_assert_eq(ktls_config_parse(&c, "ktls-preload.conf", buf, len, &p,
+				       err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(memcmp(&c, &d, sizeof(c)), 0,
+		     "the shipped file must say the defaults");
 }

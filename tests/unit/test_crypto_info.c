@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 /*
- * Unit tests of shim/crypto_info.c (and the cipher table of shim/cipher.c):
+ * Unit tests of shim/tls/crypto_info.c (and the cipher table of shim/core/cipher.c):
  * the bytes handed to setsockopt(SOL_TLS) checked against the uapi structs
  * of <linux/tls.h>, built independently here.
  */
@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cipher.h"
-#include "crypto_info.h"
+#include "core/cipher.h"
+#include "tls/crypto_info.h"
 
 /*
  * RFC 8448 section 3 ("Simple 1-RTT Handshake"), the server's application

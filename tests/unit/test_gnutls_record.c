@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 /*
- * Unit tests of shim/gnutls_record.c: what a GnuTLS session in the kernel
+ * Unit tests of shim/gnutls/record.c: what a GnuTLS session in the kernel
  * returns from gnutls_record_recv for each thing the kernel hands up, and
  * the kernel struct built from gnutls_record_get_state()'s output, checked
  * against <linux/tls.h> layouts filled independently here.
@@ -11,7 +11,7 @@
 #include <linux/tls.h>
 #include <string.h>
 
-#include "gnutls_record.h"
+#include "gnutls/record.h"
 
 static uint8_t key[32], iv[12];
 static const unsigned char seq[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
@@ -162,31 +162,4 @@ Test(gnutls_record, alerts)
 		     GNUTLS_E_FATAL_ALERT_RECEIVED);
 	cr_assert_eq(ktls_gt_alert_result(0x0304, 1, 90),
 		     GNUTLS_E_WARNING_ALERT_RECEIVED);
-}
-
-Test(gnutls_record, post_handshake_messages)
-{
-	/* TLS 1.3 client: tickets dropped, KeyUpdate needs a new key. */
-	cr_assert_eq(ktls_gt_hs_kind(0x0304, 0, 4), KTLS_GT_HS_DROP);
-	cr_assert_eq(ktls_gt_hs_kind(0x0304, 0, 24), KTLS_GT_HS_KEY_UPDATE);
-	cr_assert_eq(ktls_gt_hs_kind(0x0304, 1, 24), KTLS_GT_HS_KEY_UPDATE);
-	/* A server is never sent tickets; nor does 1.3 renegotiate. */
-	cr_assert_eq(ktls_gt_hs_kind(0x0304, 1, 4), KTLS_GT_HS_UNEXPECTED);
-	cr_assert_eq(ktls_gt_hs_kind(0x0304, 0, 0), KTLS_GT_HS_UNEXPECTED);
-	cr_assert_eq(ktls_gt_hs_kind(0x0304, 1, 1), KTLS_GT_HS_UNEXPECTED);
-	/* TLS 1.2: HelloRequest to a client, ClientHello to a server. */
-	cr_assert_eq(ktls_gt_hs_kind(0x0303, 0, 0), KTLS_GT_HS_REHANDSHAKE);
-	cr_assert_eq(ktls_gt_hs_kind(0x0303, 1, 1), KTLS_GT_HS_REHANDSHAKE);
-	cr_assert_eq(ktls_gt_hs_kind(0x0303, 1, 0), KTLS_GT_HS_UNEXPECTED);
-	cr_assert_eq(ktls_gt_hs_kind(0x0303, 0, 4), KTLS_GT_HS_UNEXPECTED);
-}
-
-Test(gnutls_record, handshake_framing)
-{
-	const uint8_t ku[5] = { 24, 0, 0, 1, 0 };
-	const uint8_t big[4] = { 4, 0x01, 0x00, 0x02 };
-	cr_assert_eq(ktls_gt_hs_msg_len(ku, 3), 0);
-	cr_assert_eq(ktls_gt_hs_msg_len(ku, 4), 5);
-	cr_assert_eq(ktls_gt_hs_msg_len(ku, 5), 5);
-	cr_assert_eq(ktls_gt_hs_msg_len(big, 4), 4 + 0x010002);
 }

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 /*
- * Unit tests of shim/ktls_install.c through the struct ktls_sockops seam: a
+ * Unit tests of shim/kernel/install.c through the struct ktls_sockops seam: a
  * fake kernel records every call and answers as programmed. One test uses
  * the real kernel on a loopback TCP connection.
  */
@@ -16,9 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "crypto_info.h"
-#include "ktls_install.h"
-#include "reason.h"
+#include "tls/crypto_info.h"
+#include "kernel/install.h"
+#include "core/reason.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282

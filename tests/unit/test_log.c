@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 /*
- * Unit tests of shim/log.c. The logger's state is per process; Criterion
+ * Unit tests of shim/core/log.c. The logger's state is per process; Criterion
  * runs every test in a process of its own, so each starts from the
  * defaults (warn, stderr).
  */
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "core/log.h"
 
 static char dir[] = "/tmp/ktls-unit-log-XXXXXX";
 static char path[128];

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-/* Unit tests of shim/match.c: pattern lists and who-we-are matching. */
+/* Unit tests of shim/core/match.c: pattern lists and who-we-are matching. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "match.h"
+#include "core/match.h"
 
 static struct ktls_patlist l;
 static char err[256];

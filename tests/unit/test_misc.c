@@ -1,14 +1,14 @@
 #define _GNU_SOURCE
-/* Unit tests of shim/reason.c, shim/stats.c and shim/fdtab.c. */
+/* Unit tests of shim/core/reason.c, shim/core/stats.c and shim/core/fdtab.c. */
 #include <criterion/criterion.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fdtab.h"
-#include "reason.h"
-#include "stats.h"
+#include "core/fdtab.h"
+#include "core/reason.h"
+#include "core/stats.h"
 
 /* ---- reason -------------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 /*
- * Unit tests of shim/recseq.c: record sequence numbers from message
+ * Unit tests of shim/tls/recseq.c: record sequence numbers from message
  * callback traces shaped as OpenSSL 3.0 makes them (a header callback
  * before the messages of its record; CCS and Finished after their record's
  * header).
@@ -11,7 +11,7 @@
 #include <openssl/tls1.h>
 #include <string.h>
 
-#include "recseq.h"
+#include "tls/recseq.h"
 
 /* A sealed record as the write path leaves it: header, then (TLS 1.2
  * AES-GCM) the 8-byte explicit nonce. */

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "sendfile_emul.h"
+#include "openssl/sendfile_emul.h"
 
 static unsigned char file[100000];
 static off_t pos;                 /* the fake file position */

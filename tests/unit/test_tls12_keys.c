@@ -11,7 +11,7 @@
 #include <openssl/kdf.h>
 #include <string.h>
 
-#include "tls12_keys.h"
+#include "tls/tls12_keys.h"
 
 static const struct ktls_kdf_ops ops = {
 	.fetch = EVP_KDF_fetch, .free = EVP_KDF_free,

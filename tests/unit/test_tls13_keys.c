@@ -11,8 +11,8 @@
 #include <openssl/kdf.h>
 #include <string.h>
 
-#include "gnutls_kdf.h"
-#include "tls13_keys.h"
+#include "gnutls/kdf.h"
+#include "tls/tls13_keys.h"
 
 static const struct ktls_kdf_ops ops = {
 	.fetch = EVP_KDF_fetch, .free = EVP_KDF_free,
@@ -82,7 +82,7 @@ Test(tls13_keys, refuses_odd_secret_lengths)
 	cr_expect_eq(ktls_tls13_next_secret(&ops, s, 20), -1);
 }
 
-/* The same key schedule over GnuTLS's HKDF (gnutls_kdf.c), as GnuTLS-only
+/* The same key schedule over GnuTLS's HKDF (shim/gnutls/kdf.c), as GnuTLS-only
  * programs run it: the RFC 8448 values again, and SHA-384 equal to the
  * libcrypto path. */
 Test(tls13_keys_gnutls, rfc8448_key_iv_and_key_update)

@@ -19,8 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ktls_stats.h"
-#include "ulp_diag.h"
+#include "bpf/ktls_stats.h"
+#include "bpf/ulp_diag.h"
 
 #ifndef INET_DIAG_ULP_INFO
 #define INET_DIAG_ULP_INFO 19

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 /*
- * shim/zerocopy_ro.c through the ktls_sockops seam: a fake kernel that
+ * shim/kernel/zerocopy_ro.c through the ktls_sockops seam: a fake kernel that
  * takes, refuses or silently drops TLS_TX_ZEROCOPY_RO.
  */
 #include <criterion/criterion.h>
@@ -9,7 +9,7 @@
 #include <linux/tls.h>
 #include <string.h>
 
-#include "zerocopy_ro.h"
+#include "kernel/zerocopy_ro.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282

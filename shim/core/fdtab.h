@@ -1,0 +1,89 @@
+/*
+ * Per-fd state of the sockets the shim watches, indexed by fd number so the
+ * interposed read()/close()/sendfile() pay one bounds check and one load on
+ * every other fd. Entries hold values, so a program racing close() against
+ * I/O on the same fd cannot make us touch freed memory; the one exception is
+ * the SSL pointer kept for sendfile emulation, dropped when OpenSSL frees
+ * the SSL (an ex_data free callback), on close() and at the next handshake
+ * on the fd.
+ */
+#ifndef KTLS_SHIM_FDTAB_H
+#define KTLS_SHIM_FDTAB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	KTLS_FD_TLS = 1u << 0,       /* a TLS session the shim has seen */
+	KTLS_FD_ULP = 1u << 1,       /* "tls" ULP attached */
+	KTLS_FD_TX = 1u << 2,        /* TX in the kernel */
+	KTLS_FD_RX = 1u << 3,        /* RX in the kernel */
+	KTLS_FD_FINAL = 1u << 4,     /* post-handshake check done */
+	KTLS_FD_POISONED = 1u << 5,  /* unsafe to send: refuse all writes */
+	KTLS_FD_ULP_TRIED = 1u << 6,
+	KTLS_FD_TX_TRIED = 1u << 7,
+	KTLS_FD_RX_TRIED = 1u << 8,
+	KTLS_FD_RX_SHIM = 1u << 9,   /* RX moved by the shim's engine */
+	KTLS_FD_RX_SHIM13 = 1u << 12, /* ... TLS 1.3: recvmsg() adds the type */
+	KTLS_FD_NO_SSL = 1u << 13,   /* userspace TX, SSL not kept: no sendfile */
+	KTLS_FD_REKEY_DUE = 1u << 10, /* TX key used up: send a KeyUpdate */
+	KTLS_FD_TX_SHIM = 1u << 11,  /* TX moved by the shim's engine */
+	KTLS_FD_OWN = 1u << 14,      /* ... with the shim's own record layer
+				      * (libssl without kTLS) */
+};
+
+struct ktls_fd {
+	_Atomic uint32_t flags;
+	_Atomic uint16_t version;
+	_Atomic uint16_t cipher_type; /* TLS_CIPHER_* */
+	_Atomic uint8_t ulp_err, tx_err, rx_err; /* errno of failed attempts */
+	_Atomic uint8_t tx_reason, rx_reason;    /* enum ktls_reason */
+	_Atomic uint64_t tx_bytes, rx_bytes;
+	/* The SSL of a session left in userspace, for sendfile emulation;
+	 * cleared when the SSL is freed, on close and at the next handshake. */
+	_Atomic uintptr_t ssl;
+	/* The engine's per-SSL secrets (engine.c) while a rekey may need
+	 * them; cleared when the SSL is freed and on close. */
+	_Atomic uintptr_t keys;
+	/* TLS 1.3 TX: bytes under the current key, and after how many the
+	 * shim sends a KeyUpdate (0: never). */
+	_Atomic uint64_t tx_key_bytes, tx_key_limit;
+};
+
+extern struct ktls_fd *ktls_fdtab;
+extern _Atomic size_t ktls_fdtab_size;
+
+/* Maps the table (lazily backed by the kernel's zero page). */
+int ktls_fdtab_init(size_t max_fds);
+
+static inline struct ktls_fd *ktls_fd_get(int fd)
+{
+	/* acquire pairs with the release in ktls_fdtab_init: a non-zero size
+	 * means the table pointer is visible. Free on x86. */
+	if ((size_t)fd >= atomic_load_explicit(&ktls_fdtab_size,
+					       memory_order_acquire))
+		return NULL; /* also catches fd < 0, and "not initialised" */
+	return &ktls_fdtab[fd];
+}
+
+/* The entry when the fd carries a session the shim is tracking. */
+static inline struct ktls_fd *ktls_fd_tracked(int fd)
+{
+	struct ktls_fd *e = ktls_fd_get(fd);
+	if (e && (atomic_load_explicit(&e->flags, memory_order_relaxed) &
+		  KTLS_FD_TLS))
+		return e;
+	return NULL;
+}
+
+void ktls_fd_reset(struct ktls_fd *e);
+
+/* An errno for the 8-bit *_err fields: 0 stays "no error", one beyond
+ * 255 (none is, today) saturates rather than wrapping to another. */
+static inline uint8_t ktls_errno8(int e)
+{
+	return (uint8_t)(e <= 0 ? 0 : e < 256 ? e : 255);
+}
+
+#endif

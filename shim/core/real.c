@@ -1,0 +1,81 @@
+#define _GNU_SOURCE
+#include "core/fault.h"
+#include "core/real.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct ktls_real ktls_real;
+atomic_int ktls_real_ready;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/*
+ * Fallbacks that go straight to the kernel, used if dlsym finds nothing
+ * (a static libc, an odd loader): the program must keep working.
+ */
+static ssize_t sys_read(int fd, void *b, size_t n)
+{
+	return syscall(SYS_read, fd, b, n);
+}
+static ssize_t sys_read_chk(int fd, void *b, size_t n, size_t bl)
+{
+	(void)bl;
+	return syscall(SYS_read, fd, b, n);
+}
+static int sys_close(int fd) { return (int)syscall(SYS_close, fd); }
+static ssize_t sys_sendfile(int o, int i, off_t *off, size_t n)
+{
+	return syscall(SYS_sendfile, o, i, off, n);
+}
+static int sys_setsockopt(int fd, int l, int n, const void *v, socklen_t len)
+{
+	return (int)syscall(SYS_setsockopt, fd, l, n, v, len);
+}
+static ssize_t sys_sendmsg(int fd, const struct msghdr *m, int f)
+{
+	return syscall(SYS_sendmsg, fd, m, f);
+}
+
+static ssize_t sys_write(int fd, const void *b, size_t n)
+{
+	return syscall(SYS_write, fd, b, n);
+}
+static ssize_t sys_recvmsg(int fd, struct msghdr *m, int f)
+{
+	return syscall(SYS_recvmsg, fd, m, f);
+}
+
+#define BIND(field, name, fallback)                                           \
+	do {                                                                  \
+		void *p = dlsym(RTLD_NEXT, name);                             \
+		ktls_real.field = p ? (__typeof__(ktls_real.field))p          \
+				    : fallback;                               \
+	} while (0)
+
+static void bind_all(void)
+{
+	int saved = errno;
+	BIND(read, "read", sys_read);
+	BIND(read_chk, "__read_chk", sys_read_chk);
+	BIND(close, "close", sys_close);
+	BIND(sendfile, "sendfile", sys_sendfile);
+	BIND(sendfile64, "sendfile64", sys_sendfile);
+	BIND(setsockopt, "setsockopt", sys_setsockopt);
+	BIND(sendmsg, "sendmsg", sys_sendmsg);
+	BIND(write, "write", sys_write);
+	BIND(recvmsg, "recvmsg", sys_recvmsg);
+#ifdef KTLS_FAULT
+	ktls_fault_wrap_real(&ktls_real);
+#endif
+	atomic_store_explicit(&ktls_real_ready, 1, memory_order_release);
+	errno = saved;
+}
+
+void ktls_real_bind(void)
+{
+	pthread_once(&once, bind_all);
+}
