@@ -55,14 +55,23 @@ def test_sendfile_through_shim(tls, offsets, certs, shim_config, odd_file):
 def test_sendfile_without_shim_would_leak_plaintext(certs, odd_file):
     """The hazard the emulation removes, shown: a program calling sendfile
     on a userspace TLS session puts the file's plaintext on the wire, and
-    the peer rejects it. (Our own tls_xfer never sets SSL_OP_ENABLE_KTLS.)"""
+    the peer rejects it. (Our own tls_xfer never sets SSL_OP_ENABLE_KTLS.)
+    The file starts with 8 zero bytes (make_file stamps each 64 KiB block
+    with its index), read by the peer as a record header of version 0x0000:
+    OpenSSL's "wrong version number", on the first record, before any
+    application byte. The sender then fails too, on the reset (its
+    sendfile() or its read of the peer's data), never with a transfer."""
     path, _ = odd_file
+    with open(path, "rb") as f:
+        assert f.read(8) == bytes(8)
     srv, port = serve(certs, "1.2")
     cli = Proc([XFER, "--role", "client", "--port", str(port), "--tls", "1.2",
                 "--sendfile", str(path)], plain_env())
-    cli.wait()
-    assert srv.wait() != 0
-    assert "wrong version number" in srv.err or "record" in srv.err, srv.err
+    assert cli.wait() != 0, cli.out + cli.err
+    assert not parse_conns(cli.out), cli.out
+    assert srv.wait() != 0, srv.out
+    assert "ssl3_get_record:wrong version number" in srv.err, srv.err
+    assert not parse_conns(srv.out), srv.out
 
 
 
