@@ -10,16 +10,22 @@
 #include "tls/record.h"
 
 
-int ktls_cmsg_record_type(const struct msghdr *m, int cmsg_type)
+struct cmsghdr *ktls_cmsg_find(const struct msghdr *m, int cmsg_type)
 {
 	if (!m || !m->msg_control)
-		return -1;
+		return NULL;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c;
 	     c = CMSG_NXTHDR((struct msghdr *)m, c))
 		if (c->cmsg_level == SOL_TLS && c->cmsg_type == cmsg_type &&
 		    c->cmsg_len >= CMSG_LEN(1))
-			return *CMSG_DATA(c);
-	return -1;
+			return c;
+	return NULL;
+}
+
+int ktls_cmsg_record_type(const struct msghdr *m, int cmsg_type)
+{
+	struct cmsghdr *c = ktls_cmsg_find(m, cmsg_type);
+	return c ? *CMSG_DATA(c) : -1;
 }
 
 ssize_t ktls_record_send(int fd, uint8_t type, const void *body, size_t len,

@@ -13,7 +13,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct cmsghdr;
 struct msghdr;
+
+/* m's SOL_TLS cmsg of cmsg_type with room for its one byte, or NULL. */
+struct cmsghdr *ktls_cmsg_find(const struct msghdr *m, int cmsg_type);
 
 /* The record type in m's SOL_TLS cmsg of cmsg_type (TLS_GET_RECORD_TYPE
  * on what recvmsg() filled in, TLS_SET_RECORD_TYPE on what a program

@@ -17,6 +17,7 @@
 #include "core/stats.h"
 #include "kernel/install.h"
 #include "kernel/probe.h"
+#include "kernel/record_io.h"
 #include "kernel/uapi.h"
 #include "openssl/bind.h"
 #include "openssl/engine.h"
@@ -59,16 +60,6 @@ void ktls_engine_key_update_due(SSL *s, int fd, struct ktls_fd *e,
 		 fd, (unsigned long long)atomic_load(&e->tx_key_bytes));
 }
 
-static struct cmsghdr *record_type_cmsg(struct msghdr *m)
-{
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
-		if (c->cmsg_level == SOL_TLS &&
-		    c->cmsg_type == TLS_GET_RECORD_TYPE &&
-		    c->cmsg_len >= CMSG_LEN(1))
-			return c;
-	return NULL;
-}
-
 /* The KeyUpdate was not followed (ktls_ku_follow_peer said why and poisoned
  * the fd): OpenSSL's read fails, never reads under a stale key. */
 static ssize_t key_expired(void)
@@ -100,7 +91,7 @@ ssize_t ktls_engine_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,
 	ssize_t n = real(fd, m, flags);
 	m->msg_iov[0].iov_len = want;
 	struct cmsghdr *c;
-	if (n < 0 || !(c = record_type_cmsg(m)))
+	if (n < 0 || !(c = ktls_cmsg_find(m, TLS_GET_RECORD_TYPE)))
 		return n;
 	int type = *CMSG_DATA(c);
 	*record_type = type;

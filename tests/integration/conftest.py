@@ -97,15 +97,11 @@ FIGURES = []
 # A skipped test fails the run unless its node id and its skip reason match
 # an entry here, and the entry's own condition (checked here, not taken from
 # the test) holds where it runs. A case that cannot run on one kernel but
-# runs on another is deselected, never skipped (host_only below; the
+# runs on another is deselected, never skipped (host_only and
+# kernel_cannot_rekey below; the
 # duplicate cuts in KERNEL_DUPLICATES).
 # (node id regex, reason regex, condition, why the skip is legitimate)
 SKIP_ALLOWLIST = [
-    (r"test_keyupdate\.py::test_peer_key_update_without_rekey_fails_cleanly\[",
-     r"^only kernels that cannot rekey \(6\.1\) fail here$",
-     lambda: not KERNEL or REKEY,
-     "kernel cannot rekey (6.1) is this case: no kTLS on the host, 7.2 "
-     "rekeys; vm-bookworm runs it"),
     (r"test_secrets\.py::test_no_secret_left_after_free\[",
      r"^not under the ASan runtime$", lambda: bool(ASAN_RT),
      "not under the ASan runtime: its shadow and quarantine make the memory "
@@ -176,6 +172,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "host_only(why): deselected where the kernel has kTLS "
         "(the case means the same on every kernel; the VM is slow)")
+    config.addinivalue_line(
+        "markers", "kernel_cannot_rekey: runs only where kTLS is there and "
+        "cannot rekey (6.1); deselected elsewhere, never skipped")
 
 
 # Which VM suite this is (tests/meson.build sets it: bookworm, sid): a case
@@ -258,7 +257,9 @@ def pytest_collection_modifyitems(config, items):
         dup = any(suite == VM_SUITE and re.search(node_re, item.nodeid)
                   for suite, node_re, _ in KERNEL_DUPLICATES)
         host_only = KERNEL and item.get_closest_marker("host_only")
-        (drop if dup or host_only else keep).append(item)
+        no_rekey_only = (not KERNEL or REKEY) and item.get_closest_marker(
+            "kernel_cannot_rekey")
+        (drop if dup or host_only or no_rekey_only else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -129,8 +129,7 @@ def test_peer_key_updates(side, engine, certs, shim_config):
         assert int(c["recv"]) < 2 * max(BIG // 8, 1 << 20)
 
 
-@pytest.mark.skipif(not KERNEL or REKEY,
-                    reason="only kernels that cannot rekey (6.1) fail here")
+@pytest.mark.kernel_cannot_rekey
 @pytest.mark.parametrize("side", SIDES)
 def test_peer_key_update_without_rekey_fails_cleanly(side, certs,
                                                      shim_config):
