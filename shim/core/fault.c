@@ -156,6 +156,8 @@ int ktls_fault_sockopt(int set, int level, int name)
 		p = FP_SETSOCKOPT_TLS_RX;
 	else if (set && level == SOL_TLS && name == TLS_TX_ZEROCOPY_RO)
 		p = FP_SETSOCKOPT_ZEROCOPY_RO;
+	else if (set && level == SOL_TLS && name == 5)
+		p = FP_SETSOCKOPT_TX_LIMIT; /* TLS_TX_MAX_PAYLOAD_LEN, newer kernels */
 	else if (!set && level == SOL_TLS)
 		p = FP_GETSOCKOPT_TLS;
 	else if (!set && ((level == SOL_SOCKET && name == SO_PROTOCOL) ||

@@ -34,6 +34,9 @@
 	  "engine's key), then the engine's after each KeyUpdate")            \
 	X(SETSOCKOPT_ZEROCOPY_RO, "setsockopt_zerocopy_ro",                   \
 	  "setsockopt(SOL_TLS, TLS_TX_ZEROCOPY_RO), with tx_zerocopy_ro")     \
+	X(SETSOCKOPT_TX_LIMIT, "setsockopt_tx_limit",                         \
+	  "setsockopt(SOL_TLS, TLS_TX_MAX_PAYLOAD_LEN): the peer's record "   \
+	  "size limit, before the engine's TX key")                           \
 	X(GETSOCKOPT_TLS, "getsockopt_tls",                                   \
 	  "getsockopt(SOL_TLS): does the kernel hold what OpenSSL believes")  \
 	X(GETSOCKOPT_SOCKET, "getsockopt_socket",                             \

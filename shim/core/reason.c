@@ -27,6 +27,7 @@ static const char *const names[KTLS_R_COUNT] = {
 	[KTLS_R_NO_MEMORY] = "out-of-memory",
 	[KTLS_R_SSL_BIO] = "ssl-bio-in-process",
 	[KTLS_R_KEY_UNAVAILABLE] = "key-unavailable",
+	[KTLS_R_RECORD_SIZE_LIMITED] = "record-size-limited",
 };
 
 const char *ktls_reason_name(enum ktls_reason r)

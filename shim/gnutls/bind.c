@@ -50,6 +50,7 @@ static void bind_all(void)
 	NEED(protocol_get_version);
 	NEED(cipher_get);
 	NEED(cipher_get_name);
+	NEED(record_get_max_size);
 	WANT(record_send2);
 	WANT(record_recv_seq);
 	WANT(record_recv_packet);
@@ -60,6 +61,7 @@ static void bind_all(void)
 	WANT(session_key_update);
 	WANT(transport_set_vec_push_function);
 	WANT(transport_is_ktls_enabled);
+	WANT(record_get_max_send_size);
 	WANT(session_set_keylog_function);
 	WANT(session_get_keylog_function);
 	WANT(hkdf_expand);

@@ -46,6 +46,12 @@ struct ktls_gt {
 	/* 3.7.3+ (<gnutls/socket.h>): NULL in older libraries, which never
 	 * move sessions. Declared with int so older headers build too. */
 	int (*transport_is_ktls_enabled)(gnutls_session_t);
+	/* The most a record may carry: what we accept (max_record_recv_size;
+	 * equal to what we may send under RFC 6066's max_fragment_length),
+	 * and, 3.8.11+, what we may send (RFC 8449's record_size_limit too:
+	 * NULL before). */
+	size_t (*record_get_max_size)(gnutls_session_t);
+	size_t (*record_get_max_send_size)(gnutls_session_t);
 	/* TLS 1.3 KeyUpdate following: the traffic secrets (keylog) and
 	 * HKDF to derive the next ones; absent means no rekey. */
 	void (*session_set_keylog_function)(gnutls_session_t,

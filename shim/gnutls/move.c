@@ -16,9 +16,11 @@
 #include "gnutls/secrets.h"
 #include "gnutls/state.h"
 #include "kernel/install.h"
+#include "kernel/record_limit.h"
 #include "kernel/uapi.h"
 #include "session/keyupdate.h"
 #include "session/publish.h"
+#include "tls/record.h"
 
 /* GnuTLS's own paths we did not interpose (heartbeat, rehandshake,
  * records GnuTLS itself would send or read) must not reach a socket whose
@@ -128,6 +130,22 @@ static int moved_by_gnutls(struct ktls_gts *g, int fd, uint16_t version,
 	return 1;
 }
 
+/* The most plaintext one record of ours may carry, content type
+ * excluded. GnuTLS counts TLS 1.3's in (ktls-utils' tlshd subtracts it
+ * too). Before 3.8.11 only the receive limit can be read: it equals the
+ * send limit under max_fragment_length, and is ours to choose otherwise,
+ * so taking it can only make records smaller than needed, never bigger;
+ * a peer's record_size_limit it cannot see (README). */
+static unsigned tx_record_limit(gnutls_session_t s, uint16_t version)
+{
+	size_t n = ktls_gt.record_get_max_size(s);
+	if (ktls_gt.record_get_max_send_size)
+		n = ktls_gt.record_get_max_send_size(s);
+	if (n >= KTLS_MAX_PLAINTEXT || n < 64)
+		return KTLS_MAX_PLAINTEXT;
+	return (unsigned)n - (version == KTLS_TLS13 ? 1 : 0);
+}
+
 /* Config, socket and ULP: which directions may go into the kernel. */
 static void decide(struct ktls_gts *g, struct ktls_fd *e, uint16_t version,
 		   enum ktls_cipher kc, enum ktls_reason r[2])
@@ -146,6 +164,10 @@ static void decide(struct ktls_gts *g, struct ktls_fd *e, uint16_t version,
 			r[rx] = sr;
 	if (r[1] == KTLS_R_MOVED)
 		r[1] = rx_check(g, version);
+	/* Before TLS_TX: no record may leave bigger than the peer allowed. */
+	if (r[0] == KTLS_R_MOVED)
+		r[0] = ktls_tx_limit_set(&ktls_sockops_sys, g->fd,
+					 tx_record_limit(g->s, version));
 }
 
 /* RX first: if TX then fails, GnuTLS keeps sending and we read; both
@@ -161,8 +183,11 @@ static void install_both(struct ktls_gts *g, struct ktls_fd *e,
 		int err;
 		r[rx] = install(g, rx, version, kc, &err);
 		if (r[rx] == KTLS_R_MOVED &&
-		    ktls_kernel_holds(&ktls_sockops_sys, g->fd,
-				      rx ? TLS_RX : TLS_TX, version, kc) != 1)
+		    (ktls_kernel_holds(&ktls_sockops_sys, g->fd,
+				       rx ? TLS_RX : TLS_TX, version, kc) != 1 ||
+		     (!rx && ktls_tx_limit_holds(
+				     &ktls_sockops_sys, g->fd, version,
+				     tx_record_limit(g->s, version)) != 1)))
 			r[rx] = KTLS_R_VERIFY_FAILED;
 		atomic_store(rx ? &e->rx_err : &e->tx_err, ktls_errno8(err));
 	}

@@ -102,6 +102,7 @@ static int bind_rest(void)
 	CRYPTOSYM(BIO_free);
 	SSLSYM(SSL_get_session);
 	SSLSYM(SSL_SESSION_get_master_key);
+	SSLSYM(SSL_SESSION_get_max_fragment_length);
 	SSLSYM(SSL_get_client_random);
 	SSLSYM(SSL_get_server_random);
 	SSLSYM(SSL_has_pending);

@@ -60,6 +60,8 @@ struct ktls_ossl {
 	__typeof__(BIO_free) *BIO_free;
 	__typeof__(SSL_get_session) *SSL_get_session;
 	__typeof__(SSL_SESSION_get_master_key) *SSL_SESSION_get_master_key;
+	__typeof__(SSL_SESSION_get_max_fragment_length)
+		*SSL_SESSION_get_max_fragment_length;
 	__typeof__(SSL_get_client_random) *SSL_get_client_random;
 	__typeof__(SSL_get_server_random) *SSL_get_server_random;
 	__typeof__(OpenSSL_version_num) *OpenSSL_version_num;

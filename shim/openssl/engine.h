@@ -28,6 +28,11 @@ typedef void (*ktls_keylog_cb)(const SSL *, const char *);
 typedef void (*ktls_msg_cb)(int, int, int, const void *, size_t, SSL *,
 			    void *);
 
+/* The most plaintext one record may carry, either way: RFC 6066's
+ * max_fragment_length where negotiated, else 16 KiB. (OpenSSL 3.0-3.5
+ * implement no record_size_limit, RFC 8449: none to honour.) */
+unsigned ktls_engine_record_limit(SSL *s);
+
 /* Whether sessions should hand us their secrets at all. */
 int ktls_engine_wanted(void);
 

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +98,23 @@ void ktls_engine_on_ctx_new(SSL_CTX *ctx)
 	}
 }
 
+/* Set once a program's context callback could not be kept behind ours
+ * (ex_data out of memory): from then on an SSL whose context has none
+ * kept may carry the program's, which libssl copied into it and which
+ * nothing public reads back. Found by the fault test
+ * (ctx_ex_data_msgcb): the engine's own callback replaced it and the
+ * program's was never called again. Such an SSL keeps its callback;
+ * counting nothing, its session stays in userspace (seq-unknown). */
+static atomic_bool ctx_msg_cb_unkept;
+
+static int program_cb_maybe_unkept(const SSL *s)
+{
+	return atomic_load(&ctx_msg_cb_unkept) &&
+	       !ktls_ossl.SSL_CTX_get_ex_data(
+		       ktls_ossl.SSL_get_SSL_CTX((SSL *)s),
+		       ktls_ossl.ctx_ex_msgcb);
+}
+
 void ktls_engine_on_new(SSL *s)
 {
 	if (!ktls_engine_all())
@@ -104,10 +122,12 @@ void ktls_engine_on_new(SSL *s)
 	struct ktls_keys *k = ktls_engine_keys(s, 1);
 	/* OpenSSL copies the context's callback into the SSL here: so do
 	 * we, for a context that changes its callback later. */
-	ktls_msg_cb cb = program_msg_cb(s);
-	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_msgcb,
-				  cb ? (void *)cb : &no_msg_cb);
-	ktls_ossl.SSL_set_msg_callback(s, msg_cb);
+	if (!program_cb_maybe_unkept(s)) {
+		ktls_msg_cb cb = program_msg_cb(s);
+		ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_msgcb,
+					  cb ? (void *)cb : &no_msg_cb);
+		ktls_ossl.SSL_set_msg_callback(s, msg_cb);
+	}
 	/* With kTLS TX, 3.0 writes from the caller's buffer and overwrites
 	 * its own buffer pointer, "released when switching to ktls", as
 	 * its own key installer does. We switch later, from outside: this
@@ -125,6 +145,8 @@ void ktls_engine_set_ctx_msg_cb(SSL_CTX *ctx, ktls_msg_cb cb)
 {
 	int kept = ktls_ossl.SSL_CTX_set_ex_data(ctx, ktls_ossl.ctx_ex_msgcb,
 						 (void *)cb);
+	if (!kept && cb)
+		atomic_store(&ctx_msg_cb_unkept, true);
 	ktls_ossl.SSL_CTX_set_msg_callback(
 		ctx, kept && ktls_engine_all() ? msg_cb : cb);
 }

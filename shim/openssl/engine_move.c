@@ -18,6 +18,7 @@
 #include "core/stats.h"
 #include "kernel/install.h"
 #include "kernel/probe.h"
+#include "kernel/record_limit.h"
 #include "kernel/uapi.h"
 #include "openssl/bind.h"
 #include "openssl/engine.h"
@@ -89,6 +90,18 @@ cleanup:
 	return r;
 }
 
+unsigned ktls_engine_record_limit(SSL *s)
+{
+	SSL_SESSION *sess = ktls_ossl.SSL_get_session(s);
+	unsigned mode = sess ? ktls_ossl.SSL_SESSION_get_max_fragment_length(
+				       sess)
+			     : 0;
+	return mode >= TLSEXT_max_fragment_length_512 &&
+			       mode <= TLSEXT_max_fragment_length_4096
+		       ? 512u << (mode - 1)
+		       : KTLS_MAX_PLAINTEXT;
+}
+
 static enum ktls_reason attach(int fd, struct ktls_fd *e)
 {
 	int err = 0;
@@ -133,6 +146,11 @@ static enum ktls_reason prepare(SSL *s, int fd, struct ktls_fd *e,
 				       ktls_secrets_held(&k->sec, 1))) !=
 			  KTLS_R_MOVED)
 		return r;
+	/* Before TLS_TX: no record may leave bigger than the peer allowed. */
+	if (!rx && (r = ktls_tx_limit_set(&ktls_sockops_sys, fd,
+					  ktls_engine_record_limit(s))) !=
+			   KTLS_R_MOVED)
+		return r;
 
 	memset(ci, 0, sizeof(*ci));
 	if (version == KTLS_TLS13) {
@@ -166,6 +184,14 @@ enum ktls_reason ktls_engine_move(SSL *s, int fd, struct ktls_fd *e,
 		return KTLS_R_NO_SECRET;
 	struct ktls_crypto_info ci;
 	enum ktls_reason r = prepare(s, fd, e, k, kc, rx, &ci);
+	/* libssl's record layer reads the kTLS socket here and holds each
+	 * read to the max fragment length, while the kernel hands it as
+	 * many records per read as fit: it failed the connection
+	 * (record_overflow) in the 7.2 VM, TLS 1.2 and 1.3 alike. The
+	 * shim's own record layer (move_own) reads one record at a time. */
+	if (r == KTLS_R_MOVED && rx &&
+	    ktls_engine_record_limit(s) < KTLS_MAX_PLAINTEXT)
+		r = KTLS_R_RECORD_SIZE_LIMITED;
 	if (r != KTLS_R_MOVED) {
 		ktls_crypto_info_wipe(&ci);
 		return r;

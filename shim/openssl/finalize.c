@@ -19,12 +19,14 @@
 #include "core/shim.h"
 #include "core/stats.h"
 #include "kernel/install.h"
+#include "kernel/record_limit.h"
 #include "kernel/uapi.h"
 #include "kernel/zerocopy_ro.h"
 #include "openssl/bind.h"
 #include "openssl/engine.h"
 #include "openssl/record_layer.h"
 #include "session/publish.h"
+#include "tls/record.h"
 
 /* ex_data notes: an SSL without a socket BIO, counted once; an SSL whose
  * first handshake was settled. */
@@ -117,6 +119,20 @@ static enum ktls_reason verify(int fd, int dir, int lib_says, unsigned version,
 	return KTLS_R_VERIFY_FAILED;
 }
 
+/* verify(), and for TX also the peer's record size limit: a kernel that
+ * took TLS_TX but not the limit would send records the peer refuses. */
+static enum ktls_reason verify_dir(SSL *s, int fd, int rx, int lib_says,
+				   unsigned version, enum ktls_cipher kc)
+{
+	enum ktls_reason r = verify(fd, rx ? TLS_RX : TLS_TX, lib_says,
+				    version, kc);
+	if (!rx && r == KTLS_R_MOVED &&
+	    ktls_tx_limit_holds(&ktls_sockops_sys, fd, (uint16_t)version,
+				ktls_engine_record_limit(s)) != 1)
+		return KTLS_R_VERIFY_FAILED;
+	return r;
+}
+
 /*
  * What OpenSSL left and the shim's engine can take: TLS 1.3 RX (auto), or
  * everything OpenSSL was not asked to move (shim); with libssl without
@@ -148,7 +164,7 @@ static void engine_takes(SSL *s, int fd, struct ktls_fd *e, int from_cb,
 		if (r[rx] != KTLS_R_MOVED)
 			continue;
 		by_shim[rx] = 1;
-		r[rx] = verify(fd, rx ? TLS_RX : TLS_TX, 1, version, kc);
+		r[rx] = verify_dir(s, fd, rx, 1, version, kc);
 		if (r[rx] == KTLS_R_VERIFY_FAILED)
 			*poison = 1;
 	}
@@ -174,14 +190,20 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 	int poison = 0, own = 0, by_shim[2] = { 0, 0 };
 
 	for (int rx = 0; rx < 2; rx++) {
-		r[rx] = verify(fd, rx ? TLS_RX : TLS_TX, rx ? lib_rx : lib_tx,
-			       version, kc);
+		r[rx] = verify_dir(s, fd, rx, rx ? lib_rx : lib_tx, version,
+				   kc);
 		if (r[rx] == KTLS_R_VERIFY_FAILED)
 			poison = 1;
 		else if (r[rx] != KTLS_R_MOVED)
 			r[rx] = explain(e, fd, rx, version, kc);
 	}
 	engine_takes(s, fd, e, from_cb, kc, r, by_shim, &poison, &own);
+	/* OpenSSL's own installer declines a session with a smaller limit
+	 * (3.0-3.5), both ways: say why. */
+	for (int rx = 0; rx < 2; rx++)
+		if (r[rx] == KTLS_R_LIB_DECLINED &&
+		    ktls_engine_record_limit(s) < KTLS_MAX_PLAINTEXT)
+			r[rx] = KTLS_R_RECORD_SIZE_LIMITED;
 	/* Only with the ex_data note whose free callback drops it again,
 	 * else a later sendfile() could reach a freed SSL; without it (out
 	 * of memory) sendfile() is refused, never sent in plaintext. */

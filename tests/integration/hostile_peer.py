@@ -174,6 +174,38 @@ def drain(sock):
     return "drained"
 
 
+# A TLS 1.3 NewSessionTicket record from OpenSSL is 250+ bytes; the
+# victim's first record after its move is tls_xfer's close_notify (24 bytes
+# in TLS 1.3, 31 in TLS 1.2 AES-GCM) or pyssl_victim's "!" (23 or 30).
+SHORT_RECORD = 64
+
+
+def await_victim_record(sock):
+    """Read (and drop) the victim's records up to its first short one.
+    A TLS 1.3 server victim sends its tickets before SSL_accept()
+    returns, i.e. before the shim's record layer (libssl without kTLS)
+    moves the session: taking a ticket for the sign would send the fault
+    and a FIN into that race, and the kernel takes no ULP once the peer
+    has closed its side."""
+    sock.settimeout(30)
+    while True:
+        hdr = recv_exact(sock, 5)
+        n = struct.unpack(">H", hdr[3:5])[0]
+        recv_exact(sock, n)
+        if 5 + n < SHORT_RECORD:
+            return
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("victim closed before its first record")
+        buf += chunk
+    return buf
+
+
 def one(sock, ctx, server, spec):
     """One connection: SPEC is FAULT or FAULT@GOOD."""
     kind, _, good = spec.partition("@")
@@ -191,8 +223,7 @@ def one(sock, ctx, server, spec):
         # takes no TLS ULP once the peer has closed its side).
         # Already here if it came with the end of the handshake.
         if not peer.inc.pending:
-            sock.settimeout(30)
-            sock.recv(1)
+            await_victim_record(sock)
         elif kind == "closenotify":
             # Read it here: unwrap() would read it after our close_notify,
             # which OpenSSL calls an error.

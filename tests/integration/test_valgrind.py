@@ -94,12 +94,14 @@ def expect(engine, tls):
 # (shimmed role, TLS version, engine, extra options of that side): each
 # engine once, with KeyUpdates where it rekeys (15-45 s each in the VM).
 # TLS 1.2's key block: the no-ktls server (the shim's engine installs both
-# directions there).
+# directions there). The record layer's TLS 1.3 client with KeyUpdates
+# (38 s) went for CI's time: its post-handshake steps are
+# session/keyupdate.c's, which the auto and GnuTLS cases run, and its
+# reads and writes are the 1.2 server's.
 CASES = [
     ("client", "1.3", "auto", ["--key-updates", "2"]),
     ("server", "1.3", "shim", ["--key-updates", "2"]),
     ("server", "1.2", "no-ktls", ["--sendfile", "@"]),
-    ("client", "1.3", "no-ktls", ["--key-updates", "2"]),
     # The GnuTLS engine: gnutls_xfer, tls_xfer's GnuTLS twin.
     ("client", "1.3", "gnutls", ["--key-updates", "2"]),
 ]

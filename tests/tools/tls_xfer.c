@@ -22,6 +22,13 @@
  *          the handshake, before any data)
  *          --info-cb ssl|ctx (an info callback on the SSL or its
  *          SSL_CTX that prints "info callback: handshake done" to stderr)
+ *          --msg-cb ssl|ctx (likewise a message callback, which prints
+ *          "message callback: peer's Finished")
+ *          --maxfraglen 512|1024|2048|4096 (client: asks the server for
+ *          RFC 6066 max_fragment_length)
+ *          --record-sizes (counts the records read, as libssl's record
+ *          layer sees them: "records_in=N max_record_in=BYTES" in the
+ *          connection line, BYTES the largest record body)
  *          --recv-file PATH (every byte SSL_read returns, written as it
  *          comes: what a connection that dies delivered before it died;
  *          PATH.I for connection I when --conns > 1)
@@ -72,7 +79,13 @@ struct opts {
 	const char *keylog, *recv_file;
 	int hold, key_update_burst, fork_conns, reuse_ssl;
 	const char *info_cb; /* "ssl" or "ctx": where the info callback goes */
+	const char *msg_cb;  /* likewise the message callback */
+	int maxfraglen, record_sizes;
 };
+
+/* --record-sizes: records read and the largest body, counted by
+ * record_size_cb(). */
+static unsigned long long records_in, max_record_in;
 
 static void die(const char *what)
 {
@@ -253,14 +266,19 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 	xfer_hex(d, dl, sh);
 	EVP_DigestFinal_ex(hr, d, &dl);
 	xfer_hex(d, dl, rh);
+	char sizes[80] = "";
+	if (o->record_sizes)
+		snprintf(sizes, sizeof(sizes), " records_in=%llu max_record_in=%llu",
+			 records_in, max_record_in);
 	printf("conn=%d version=%s cipher=%s sent=%llu sent_sha256=%s "
 	       "recv=%llu recv_sha256=%s lib_tx=%d lib_rx=%d kernel_tx=%d "
-	       "kernel_rx=%d shim=%s\n",
+	       "kernel_rx=%d shim=%s%s\n",
 	       conn, SSL_get_version(s),
 	       SSL_CIPHER_get_name(SSL_get_current_cipher(s)), sent, sh, recvd,
 	       rh, (int)BIO_get_ktls_send(SSL_get_wbio(s)),
 	       (int)BIO_get_ktls_recv(SSL_get_rbio(s)),
-	       xfer_kernel_has(fd, TLS_TX), xfer_kernel_has(fd, TLS_RX), shim);
+	       xfer_kernel_has(fd, TLS_TX), xfer_kernel_has(fd, TLS_RX), shim,
+	       sizes);
 	fflush(stdout);
 	if (ffd >= 0)
 		close(ffd);
@@ -294,6 +312,31 @@ static void info_line(const SSL *s, int where, int ret)
 		fprintf(stderr, "tls_xfer: info callback: handshake done\n");
 }
 
+/* --msg-cb: the program's own message callback (engine = shim puts its
+ * record counter in front of it), which must keep running too. */
+static void msg_line(int write_p, int version, int content_type,
+		     const void *buf, size_t len, SSL *s, void *arg)
+{
+	(void)version, (void)s, (void)arg;
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+	    ((const unsigned char *)buf)[0] == SSL3_MT_FINISHED)
+		fprintf(stderr, "tls_xfer: message callback: peer's Finished\n");
+}
+
+/* --record-sizes: every record header libssl reads. */
+static void record_size_cb(int write_p, int version, int content_type,
+			   const void *buf, size_t len, SSL *s, void *arg)
+{
+	(void)version, (void)s, (void)arg;
+	const unsigned char *h = buf;
+	if (write_p || content_type != SSL3_RT_HEADER || len < 5)
+		return;
+	unsigned n = (unsigned)h[3] << 8 | h[4];
+	records_in++;
+	if (n > max_record_in)
+		max_record_in = n;
+}
+
 static SSL_CTX *make_ctx(const struct opts *o)
 {
 	SSL_CTX *ctx = SSL_CTX_new(o->server ? TLS_server_method()
@@ -319,6 +362,20 @@ static SSL_CTX *make_ctx(const struct opts *o)
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (o->info_cb && strcmp(o->info_cb, "ctx") == 0)
 		SSL_CTX_set_info_callback(ctx, info_line);
+	if (o->msg_cb && strcmp(o->msg_cb, "ctx") == 0)
+		SSL_CTX_set_msg_callback(ctx, msg_line);
+	if (o->record_sizes)
+		SSL_CTX_set_msg_callback(ctx, record_size_cb);
+	if (o->maxfraglen) {
+		int mode = o->maxfraglen == 512	   ? TLSEXT_max_fragment_length_512
+			   : o->maxfraglen == 1024 ? TLSEXT_max_fragment_length_1024
+			   : o->maxfraglen == 2048 ? TLSEXT_max_fragment_length_2048
+			   : o->maxfraglen == 4096 ? TLSEXT_max_fragment_length_4096
+						   : -1;
+		if (mode < 0 ||
+		    !SSL_CTX_set_tlsext_max_fragment_length(ctx, mode))
+			die("--maxfraglen: 512, 1024, 2048 or 4096");
+	}
 	if (o->keylog) {
 		keylog_file = fopen(o->keylog, "a");
 		if (!keylog_file)
@@ -362,6 +419,8 @@ static void run_conn(const struct opts *o, SSL_CTX *ctx, int fd, int conn)
 		die_ssl("SSL_clear", s, 0);
 	if (o->info_cb && strcmp(o->info_cb, "ssl") == 0)
 		SSL_set_info_callback(s, info_line);
+	if (o->msg_cb && strcmp(o->msg_cb, "ssl") == 0)
+		SSL_set_msg_callback(s, msg_line);
 	SSL_set_fd(s, fd);
 	transfer(o, s, fd, conn);
 	if (o->reuse_ssl && conn + 1 < o->conns)
@@ -391,7 +450,8 @@ int main(int argc, char **argv)
 		{ "text", 0, 0, 'T' },	    { "sendfile", 1, 0, 'F' },
 		{ "sendfile-nooff", 0, 0, 'O' }, { "keylog", 1, 0, 'K' },
 		{ "hold", 0, 0, 'H' }, { "key-updates", 1, 0, 'u' },
-		{ "info-cb", 1, 0, 'I' },
+		{ "info-cb", 1, 0, 'I' },   { "msg-cb", 1, 0, 'M' },
+		{ "maxfraglen", 1, 0, 'L' }, { "record-sizes", 0, 0, 'Z' },
 		{ "recv-file", 1, 0, 'W' }, { "key-update-burst", 1, 0, 'Y' },
 		{ "fork", 0, 0, 'P' },	    { "reuse-ssl", 0, 0, 'X' },
 		{ 0, 0, 0, 0 },
@@ -419,6 +479,9 @@ int main(int argc, char **argv)
 		case 'K': o.keylog = optarg; break;
 		case 'H': o.hold = 1; break;
 		case 'I': o.info_cb = optarg; break;
+		case 'M': o.msg_cb = optarg; break;
+		case 'L': o.maxfraglen = atoi(optarg); break;
+		case 'Z': o.record_sizes = 1; break;
 		case 'W': o.recv_file = optarg; break;
 		case 'Y': o.key_update_burst = atoi(optarg); break;
 		case 'P': o.fork_conns = 1; break;

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 /*
- * Unit tests of shim/kernel/install.c through the struct ktls_sockops seam: a
+ * Unit tests of shim/kernel/install.c and record_limit.c through the struct ktls_sockops seam: a
  * fake kernel records every call and answers as programmed. One test uses
  * the real kernel on a loopback TCP connection.
  */
@@ -18,6 +18,7 @@
 
 #include "tls/crypto_info.h"
 #include "kernel/install.h"
+#include "kernel/record_limit.h"
 #include "core/reason.h"
 
 #ifndef SOL_TLS
@@ -559,4 +560,53 @@ Test(install, real_kernel_udp_and_unconnected)
 		     KTLS_R_NOT_TCP);
 	close(p[0]);
 	close(p[1]);
+}
+
+/* ---- the peer's record size limit (kernel/record_limit.c) -------------- */
+
+#define TX_MAX_PAYLOAD 5 /* TLS_TX_MAX_PAYLOAD_LEN, newer kernels */
+
+Test(install, tx_limit_none_asks_nothing)
+{
+	cr_assert_eq(ktls_tx_limit_set(&fake, 7, 16384), KTLS_R_MOVED);
+	cr_assert_eq(ncalls, 0);
+	cr_assert_eq(ktls_tx_limit_holds(&fake, 7, 0x0304, 16384), 1);
+	cr_assert_eq(ncalls, 0);
+}
+
+Test(install, tx_limit_set_passes_u16)
+{
+	cr_assert_eq(ktls_tx_limit_set(&fake, 7, 512), KTLS_R_MOVED);
+	cr_assert_eq(ncalls, 1);
+	cr_assert_eq(calls[0].level, SOL_TLS);
+	cr_assert_eq(calls[0].name, TX_MAX_PAYLOAD);
+	cr_assert_eq(calls[0].len, 2);
+	uint16_t v;
+	memcpy(&v, calls[0].val, 2);
+	cr_assert_eq(v, 512);
+}
+
+Test(install, tx_limit_kernel_without_option)
+{
+	program_set_err(SOL_TLS, TX_MAX_PAYLOAD, ENOPROTOOPT);
+	cr_assert_eq(ktls_tx_limit_set(&fake, 7, 512),
+		     KTLS_R_RECORD_SIZE_LIMITED);
+	program_set_err(SOL_TLS, TX_MAX_PAYLOAD, EINVAL);
+	cr_assert_eq(ktls_tx_limit_set(&fake, 7, 63),
+		     KTLS_R_RECORD_SIZE_LIMITED);
+}
+
+Test(install, tx_limit_holds_reads_back)
+{
+	uint16_t v = 512;
+	program_out(SOL_TLS, TX_MAX_PAYLOAD, &v, 2);
+	cr_assert_eq(ktls_tx_limit_holds(&fake, 7, 0x0303, 512), 1);
+	cr_assert_eq(ktls_tx_limit_holds(&fake, 7, 0x0303, 1024), 0);
+	/* TLS 1.3, reported with the content type byte counted in. */
+	v = 1024;
+	program_out(SOL_TLS, TX_MAX_PAYLOAD, &v, 2);
+	cr_assert_eq(ktls_tx_limit_holds(&fake, 7, 0x0304, 1023), 1);
+	cr_assert_eq(ktls_tx_limit_holds(&fake, 7, 0x0303, 1023), 0);
+	program_get_err(SOL_TLS, TX_MAX_PAYLOAD, ENOPROTOOPT);
+	cr_assert_eq(ktls_tx_limit_holds(&fake, 7, 0x0303, 512), -1);
 }
