@@ -81,7 +81,8 @@ CONN_FLAGS = ["ktls_tx", "ktls_rx", "c_ktls_tx", "c_ktls_rx"]
 
 INTERPOSE_COLS = META_COLS + [
     "kind", "op", "callgrind_calls", "plain_instr_per_call",
-    "shim_instr_per_call", "added_instr_per_call", "wall_calls",
+    "shim_instr_per_call", "added_instr_per_call",
+    "excluded_added_instr_per_call", "wall_calls",
     "plain_ns_per_call", "shim_ns_per_call", "wall_ratio",
 ]
 INTERPOSE_NUM = INTERPOSE_COLS[INTERPOSE_COLS.index("callgrind_calls"):]
@@ -542,10 +543,12 @@ def write_md(path, stem, meta, bulk, conn, interpose, command):
               "several runs; this machine is shared, so expect noise of a "
               "few percent).", ""]
         L += md_table(["call", "instr without", "with shim", "added",
-                       "ns without", "ns with", "wall ratio"],
+                       "added, program excluded", "ns without", "ns with",
+                       "wall ratio"],
                       [[r["op"], fnum(r["plain_instr_per_call"]),
                         fnum(r["shim_instr_per_call"]),
                         fnum(r["added_instr_per_call"]),
+                        fnum(r["excluded_added_instr_per_call"]),
                         fnum(r["plain_ns_per_call"]),
                         fnum(r["shim_ns_per_call"]), fnum(r["wall_ratio"])]
                        for r in interpose])

@@ -1,7 +1,9 @@
 /*
  * The calls the shim interposes, on file descriptors that are not TLS
  * sockets, in a loop: what every preloaded program pays on its ordinary I/O.
- *   interpose_loop read|close|sendfile|write N [time]
+ *   interpose_loop read|close|sendfile|write|sendmsg|recvmsg N [time]
+ * sendmsg and recvmsg use a UNIX socket pair whose other end is served by
+ * raw system calls, which the shim does not see.
  * With "time", prints the loop's own wall time per call (ns) on stdout:
  * bench/run-bench uses it for wall-time ratios (start-up not included).
  */
@@ -11,20 +13,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
 {
 	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "time"))) {
-		fprintf(stderr, "usage: interpose_loop read|close|sendfile|write N [time]\n");
+		fprintf(stderr, "usage: interpose_loop "
+				"read|close|sendfile|write|sendmsg|recvmsg N "
+				"[time]\n");
 		return 2;
 	}
 	long n = atol(argv[2]);
 	int zero = open("/dev/zero", O_RDONLY), null = open("/dev/null", O_WRONLY);
-	char b[64];
-	if (zero < 0 || null < 0)
+	char b[64] = "x";
+	int sp[2];
+	if (zero < 0 || null < 0 ||
+	    socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) != 0)
 		return 1;
+	struct iovec iov = { b, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < n; i++) {
@@ -37,6 +47,14 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[1], "close")) {
 			/* dup+close: close needs something to close */
 			if (close(dup(zero)) != 0)
+				return 1;
+		} else if (!strcmp(argv[1], "sendmsg")) {
+			if (sendmsg(sp[0], &m, 0) != 1 ||
+			    syscall(SYS_read, sp[1], b, 1) != 1)
+				return 1;
+		} else if (!strcmp(argv[1], "recvmsg")) {
+			if (syscall(SYS_write, sp[1], b, 1) != 1 ||
+			    recvmsg(sp[0], &m, 0) != 1)
 				return 1;
 		} else if (!strcmp(argv[1], "sendfile")) {
 			off_t off = 0;

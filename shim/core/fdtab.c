@@ -3,8 +3,7 @@
 
 #include <sys/mman.h>
 
-struct ktls_fd *ktls_fdtab;
-_Atomic size_t ktls_fdtab_size;
+struct ktls_fdtab ktls_fdt;
 
 int ktls_fdtab_init(size_t max_fds)
 {
@@ -17,8 +16,8 @@ int ktls_fdtab_init(size_t max_fds)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
-	ktls_fdtab = p;
-	atomic_store_explicit(&ktls_fdtab_size, max_fds, memory_order_release);
+	ktls_fdt.tab = p;
+	atomic_store_explicit(&ktls_fdt.size, max_fds, memory_order_release);
 	return 0;
 }
 

@@ -51,8 +51,12 @@ struct ktls_fd {
 	_Atomic uint64_t tx_key_bytes, tx_key_limit;
 };
 
-extern struct ktls_fd *ktls_fdtab;
-extern _Atomic size_t ktls_fdtab_size;
+/* Size and table side by side: the hooks reach both from one address. */
+struct ktls_fdtab {
+	_Atomic size_t size; /* 0 until ktls_fdtab_init() */
+	struct ktls_fd *tab;
+};
+extern struct ktls_fdtab ktls_fdt;
 
 /* Maps the table (lazily backed by the kernel's zero page). */
 int ktls_fdtab_init(size_t max_fds);
@@ -61,10 +65,24 @@ static inline struct ktls_fd *ktls_fd_get(int fd)
 {
 	/* acquire pairs with the release in ktls_fdtab_init: a non-zero size
 	 * means the table pointer is visible. Free on x86. */
-	if ((size_t)fd >= atomic_load_explicit(&ktls_fdtab_size,
+	if ((size_t)fd >= atomic_load_explicit(&ktls_fdt.size,
 					       memory_order_acquire))
 		return NULL; /* also catches fd < 0, and "not initialised" */
-	return &ktls_fdtab[fd];
+	return &ktls_fdt.tab[fd];
+}
+
+/* The hooks' first question, on every read()/write()/close() of the
+ * process: 1 when the shim has nothing to do with this fd. Kept apart from
+ * ktls_fd_tracked() so the compiler tests the flag without first asking
+ * whether &ktls_fdt.tab[fd] is NULL (bench/interpose-overhead). */
+static inline int ktls_fd_untracked(int fd)
+{
+	size_t i = (unsigned)fd;
+	if (i >= atomic_load_explicit(&ktls_fdt.size, memory_order_acquire))
+		return 1;
+	return !(atomic_load_explicit(&ktls_fdt.tab[i].flags,
+				      memory_order_relaxed) &
+		 KTLS_FD_TLS);
 }
 
 /* The entry when the fd carries a session the shim is tracking. */

@@ -22,8 +22,14 @@ struct ktls_real {
 	ssize_t (*recvmsg)(int, struct msghdr *, int);
 };
 
+/* Each member starts as a stub that binds the whole table and then calls
+ * the real function, so a hook needs no "bound yet?" test of its own:
+ * KTLS_REAL(f) is one load. Relaxed atomics: a member is only ever the
+ * stub or the final function, and either may be called. */
 extern struct ktls_real ktls_real;
 extern atomic_int ktls_real_ready;
+
+#define KTLS_REAL(f) (__atomic_load_n(&ktls_real.f, __ATOMIC_RELAXED))
 
 void ktls_real_bind(void);
 

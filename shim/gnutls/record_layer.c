@@ -171,7 +171,7 @@ ssize_t ktls_gts_send_file(struct ktls_gts *g, int fd, off_t *offset,
 		return rc;
 	ktls_real_ensure();
 	/* Zero copy: the kernel encrypts the file's pages on the way out. */
-	ssize_t n = ktls_real.sendfile(g->fd, fd, offset, count_);
+	ssize_t n = KTLS_REAL(sendfile)(g->fd, fd, offset, count_);
 	if (n >= 0) {
 		count(g, KTLS_IO_WRITE, (size_t)n);
 		atomic_fetch_add(&ktls_stats.sendfile_kernel,

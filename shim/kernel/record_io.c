@@ -45,7 +45,7 @@ ssize_t ktls_record_send(int fd, uint8_t type, const void *body, size_t len,
 	*CMSG_DATA(c) = type;
 	m.msg_controllen = c->cmsg_len;
 	ktls_real_ensure();
-	return ktls_real.sendmsg(fd, &m, flags);
+	return KTLS_REAL(sendmsg)(fd, &m, flags);
 }
 
 ssize_t ktls_alert_send(int fd, uint8_t level, uint8_t desc, int flags)
@@ -59,7 +59,7 @@ ssize_t ktls_data_send(int fd, const void *buf, size_t len, int flags)
 	struct iovec iov = { (void *)(uintptr_t)buf, len };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ktls_real_ensure();
-	return ktls_real.sendmsg(fd, &m, flags);
+	return KTLS_REAL(sendmsg)(fd, &m, flags);
 }
 
 ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type)
@@ -72,7 +72,7 @@ ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type)
 	m.msg_control = cbuf;
 	m.msg_controllen = sizeof(cbuf);
 	ktls_real_ensure();
-	ssize_t n = ktls_real.recvmsg(fd, &m, 0);
+	ssize_t n = KTLS_REAL(recvmsg)(fd, &m, 0);
 	int t = n > 0 ? ktls_cmsg_record_type(&m, TLS_GET_RECORD_TYPE) : -1;
 	*type = t < 0 ? KTLS_CT_APPLICATION_DATA : t;
 	return n;

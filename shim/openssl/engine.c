@@ -163,7 +163,7 @@ static int probe_lib_ktls(void)
 	if (e)
 		ktls_fd_reset(e);
 	ktls_real_ensure();
-	ktls_real.close(fd);
+	KTLS_REAL(close)(fd);
 	ktls_fault_quiet(0);
 	errno = saved;
 	return b ? seen : 1;

@@ -243,7 +243,7 @@ void ktls_engine_settle(SSL *s, struct ktls_fd *e, enum ktls_cipher kc)
 	    atomic_load(&e->version) != KTLS_TLS13)
 		ktls_secrets_wipe(&k->sec, 0);
 	if (k->sec.rx_len || k->sec.tx_len) {
-		k->fd = (int)(e - ktls_fdtab);
+		k->fd = (int)(e - ktls_fdt.tab);
 		atomic_store(&e->keys, (uintptr_t)k);
 	}
 	if (k->sec.tx_len)

@@ -42,12 +42,12 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 			errno = EINVAL;
 			return -1;
 		}
-		return ktls_real.setsockopt(fd, level, name, val, len);
+		return KTLS_REAL(setsockopt)(fd, level, name, val, len);
 	}
 	if (level == IPPROTO_TCP && name == TCP_ULP) {
 		if (!val || len < 3 || memcmp(val, "tls", 3) != 0)
-			return ktls_real.setsockopt(fd, level, name, val, len);
-		rc = ktls_real.setsockopt(fd, level, name, val, len);
+			return KTLS_REAL(setsockopt)(fd, level, name, val, len);
+		rc = KTLS_REAL(setsockopt)(fd, level, name, val, len);
 		err = rc ? errno : 0;
 		/* OpenSSL asks again before each direction's keys: EEXIST
 		 * is the same session. Anything else starts a new one, and
@@ -64,7 +64,7 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 	}
 	if (level != SOL_TLS || (name != TLS_TX && name != TLS_RX) || !val ||
 	    len < sizeof(struct tls_crypto_info))
-		return ktls_real.setsockopt(fd, level, name, val, len);
+		return KTLS_REAL(setsockopt)(fd, level, name, val, len);
 
 	if (ktls_engine_check_setsockopt(fd, name, val, len) < 0) {
 		/* Our bytes went in through an OpenSSL whose internals we
@@ -87,7 +87,7 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 		errno = EOPNOTSUPP;
 		return -1;
 	}
-	rc = ktls_real.setsockopt(fd, level, name, val, len);
+	rc = KTLS_REAL(setsockopt)(fd, level, name, val, len);
 	err = rc ? errno : 0;
 	atomic_store(rx ? &e->rx_err : &e->tx_err, ktls_errno8(err));
 	errno = err;
@@ -159,14 +159,14 @@ ssize_t ktls_sess_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,
 	int type = -1;
 	if (atomic_load_explicit(&e->flags, memory_order_relaxed) &
 	    KTLS_FD_RX_SHIM13) {
-		n = ktls_engine_recvmsg(fd, e, m, flags, ktls_real.recvmsg,
+		n = ktls_engine_recvmsg(fd, e, m, flags, KTLS_REAL(recvmsg),
 					&type);
 		/* The engine appended the record type: one byte more. */
 		if (n > 1 && type == KTLS_CT_APPLICATION_DATA)
 			ktls_fd_count(e, KTLS_IO_READ, (size_t)n - 1);
 		return n;
 	}
-	n = ktls_real.recvmsg(fd, m, flags);
+	n = KTLS_REAL(recvmsg)(fd, m, flags);
 	type = ktls_cmsg_record_type(m, TLS_GET_RECORD_TYPE);
 	/* Alerts and handshake records are not the program's bytes. */
 	if (n > 0 && (type < 0 || type == KTLS_CT_APPLICATION_DATA))
@@ -176,7 +176,7 @@ ssize_t ktls_sess_recvmsg(int fd, struct ktls_fd *e, struct msghdr *m,
 
 static ssize_t emul_read(int fd, void *b, size_t n)
 {
-	return ktls_real.read(fd, b, n); /* not counted: it is file input */
+	return KTLS_REAL(read)(fd, b, n); /* not counted: it is file input */
 }
 
 static int emul_ssl_write(SSL *s, const void *b, int n)

@@ -207,7 +207,7 @@ int ktls_orl_write(struct ktls_orl *o, SSL *s, const void *buf, size_t n)
 	}
 	ktls_real_ensure();
 	while (done < n) {
-		ssize_t w = ktls_real.write(o->fd, (const uint8_t *)buf + done,
+		ssize_t w = KTLS_REAL(write)(o->fd, (const uint8_t *)buf + done,
 					    n - done);
 		if (w > 0) {
 			ktls_orl_count(o, KTLS_IO_WRITE, (size_t)w);

@@ -147,7 +147,7 @@ Test(stats, format_truncates_safely)
 Test(fdtab, before_init)
 {
 	/* Criterion runs each test in a fresh process: no table yet. */
-	cr_assert_eq(atomic_load(&ktls_fdtab_size), 0);
+	cr_assert_eq(atomic_load(&ktls_fdt.size), 0);
 	cr_assert_null(ktls_fd_get(0));
 	cr_assert_null(ktls_fd_tracked(0));
 }
@@ -161,7 +161,7 @@ Test(fdtab, init_zero_refused)
 Test(fdtab, bounds)
 {
 	cr_assert_eq(ktls_fdtab_init(1024), 0);
-	cr_assert_eq(atomic_load(&ktls_fdtab_size), 1024);
+	cr_assert_eq(atomic_load(&ktls_fdt.size), 1024);
 	cr_assert_null(ktls_fd_get(-1));
 	cr_assert_null(ktls_fd_get(-1024));
 	cr_assert_null(ktls_fd_get(1024));
@@ -169,11 +169,11 @@ Test(fdtab, bounds)
 	cr_assert_not_null(ktls_fd_get(0));
 	cr_assert_not_null(ktls_fd_get(5));
 	cr_assert_not_null(ktls_fd_get(1023));
-	cr_assert_eq(ktls_fd_get(5), &ktls_fdtab[5]);
-	cr_assert_eq(ktls_fd_get(1023), &ktls_fdtab[1023]);
+	cr_assert_eq(ktls_fd_get(5), &ktls_fdt.tab[5]);
+	cr_assert_eq(ktls_fd_get(1023), &ktls_fdt.tab[1023]);
 	/* The last entry is writable (the whole table is mapped). */
 	atomic_store(&ktls_fd_get(1023)->tx_bytes, 1);
-	cr_assert_eq(atomic_load(&ktls_fdtab[1023].tx_bytes), 1);
+	cr_assert_eq(atomic_load(&ktls_fdt.tab[1023].tx_bytes), 1);
 }
 
 Test(fdtab, tracked_needs_tls_flag)
