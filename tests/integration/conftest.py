@@ -27,6 +27,21 @@ XFER = os.path.join(BUILD, "tests", "tls_xfer")
 GXFER = os.path.join(BUILD, "tests", "gnutls_xfer")
 PY = "/usr/bin/python3"  # Debian's, linked against the system libssl
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def installed_path(name):
+    """Where `meson install` puts the build's file called name (meson's
+    own record of it), e.g. the config file the shim reads by default."""
+    import json
+    with open(os.path.join(BUILD, "meson-info", "intro-installed.json")) as f:
+        for src, dst in json.load(f).items():
+            if os.path.basename(src) == name:
+                return dst
+    raise LookupError(f"{name}: not installed by this build")
+
+
+# The config file the built shim reads when KTLS_SHIM_CONFIG is unset.
+CONFIG_PATH = installed_path("ktls-preload.conf")
 MiB = 1 << 20
 
 
