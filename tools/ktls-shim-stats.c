@@ -7,6 +7,7 @@
  *   ktls-shim-stats show [--json] one row per socket (joined with the owners
  *                                 the shim registered)
  *   ktls-shim-stats unload        remove the pins (programs detach)
+ *   ktls-shim-stats check         can kTLS work here? (stats_check.c)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,12 +22,11 @@
 
 #include "bpf/ktls_stats.h"
 #include "bpf/loader.h"
-
-#define ME "ktls-shim-stats"
+#include "stats.h"
 
 static int verbose;
 
-static int fail(const char *fmt, ...)
+int stats_fail(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -42,7 +42,7 @@ static int cmd_unload(void)
 	char why[256];
 	int removed = ktls_bpf_unload(why, sizeof(why));
 	if (removed < 0)
-		return fail("%s", why);
+		return stats_fail("%s", why);
 	printf("%s\n", removed ? "unloaded" : "not loaded");
 	return 0;
 }
@@ -60,7 +60,7 @@ static int cmd_load(void)
 		printf("already loaded (%s)\n", KTLS_BPF_PIN_DIR);
 		return 0;
 	default:
-		return fail("%s", why);
+		return stats_fail("%s", why);
 	}
 }
 
@@ -205,7 +205,7 @@ static int cmd_show(int json)
 {
 	int sfd = bpf_obj_get(KTLS_BPF_SOCKETS_PIN);
 	if (sfd < 0)
-		return fail("not loaded (%s: %s); run " ME " load",
+		return stats_fail("not loaded (%s: %s); run " ME " load",
 			    KTLS_BPF_SOCKETS_PIN, strerror(errno));
 	int ofd = bpf_obj_get(KTLS_BPF_OWNERS_PIN);
 	int tfd = bpf_obj_get(KTLS_BPF_TOTALS_PIN);
@@ -287,7 +287,7 @@ static int cmd_show(int json)
 
 static int usage(FILE *f, int rc)
 {
-	fprintf(f, "usage: " ME " [-v] load | show [--json] | unload\n");
+	fprintf(f, "usage: " ME " [-v] load | show [--json] | unload | check\n");
 	return rc;
 }
 
@@ -305,6 +305,8 @@ int main(int argc, char **argv)
 		return cmd_load();
 	if (!strcmp(cmd, "unload") && i == argc)
 		return cmd_unload();
+	if (!strcmp(cmd, "check") && i == argc)
+		return stats_check();
 	if (!strcmp(cmd, "show")) {
 		int json = i < argc && !strcmp(argv[i], "--json");
 		if (i + json != argc)

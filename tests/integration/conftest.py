@@ -130,10 +130,11 @@ SKIP_ALLOWLIST = [
      "run it; the other build runs it"),
     (r"test_hostile_config\.py::", r"^needs root", lambda: not ROOT,
      "needs root (runs a program as nobody, or a privileged one)"),
-    (r"test_setuid\.py::", r"^needs root", lambda: not ROOT or (
+    (r"test_(setuid|install)\.py::", r"^needs root", lambda: not ROOT or (
         not REQUIRE_ALL and not shutil.which("unshare")),
      "needs root (and unshare): mount namespace, setuid copy"),
-    (r"test_ebpf\.py::", r"^built without -Dbpf", lambda: not REQUIRE_ALL,
+    (r"test_(ebpf|check)\.py::", r"^built without -Dbpf",
+     lambda: not REQUIRE_ALL,
      "missing tool, by hand only (KTLS_REQUIRE_ALL unset)"),
     (r"test_faults\.py::", r"^built without -Dfault_injection",
      lambda: not REQUIRE_ALL,
