@@ -133,7 +133,7 @@ SKIP_ALLOWLIST = [
     (r"test_(setuid|install)\.py::", r"^needs root", lambda: not ROOT or (
         not REQUIRE_ALL and not shutil.which("unshare")),
      "needs root (and unshare): mount namespace, setuid copy"),
-    (r"test_(ebpf|check)\.py::", r"^built without -Dbpf",
+    (r"test_(ebpf|check|prometheus)\.py::", r"^built without -Dbpf",
      lambda: not REQUIRE_ALL,
      "missing tool, by hand only (KTLS_REQUIRE_ALL unset)"),
     (r"test_faults\.py::", r"^built without -Dfault_injection",
