@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BUILD, CONFIG_PATH, KERNEL, REKEY, REQUIRE_ALL,
-                      plain_env)
+from conftest import (ASAN_RT, BUILD, CONFIG_PATH, KERNEL, REKEY, REQUIRE_ALL,
+                      SHIM, plain_env, san_options)
 
 STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
 LINE_RE = re.compile(r"^(ok|warn|FAIL|info) +([a-z0-9-]+) +(\S.*)$")
@@ -75,10 +75,12 @@ def test_check_reads_the_config_the_shim_reads(tmp_path):
     assert r.returncode == 1
     assert lines["config"][0] == "FAIL", r.stdout
     # The shim's own words for the same file.
-    shim = subprocess.run(["/bin/true"], env=dict(
-        plain_env(), LD_PRELOAD=os.path.join(BUILD, "shim",
-                                             "libktls-shim.so"),
-        KTLS_SHIM_CONFIG=str(bad)), capture_output=True, text=True)
+    env = dict(plain_env(), LD_PRELOAD=f"{ASAN_RT}:{SHIM}" if ASAN_RT
+               else SHIM, KTLS_SHIM_CONFIG=str(bad))
+    if ASAN_RT:
+        env.update(san_options())
+    shim = subprocess.run(["/bin/true"], env=env, capture_output=True,
+                          text=True)
     said = shim.stderr.split("ktls-shim: ", 1)[1].split(";")[0]
     assert said.startswith(f"{bad}:2: ") and said in lines["config"][1]
     r, lines = check(KTLS_SHIM_ENABLE="no")

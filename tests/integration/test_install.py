@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 
-from conftest import BUILD, CONFIG_PATH, SHIM, plain_env
+from conftest import ASAN_RT, BUILD, CONFIG_PATH, SHIM, plain_env, san_options
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("unshare"),
@@ -37,10 +37,16 @@ exec "$@"
 """
 
 
+# The ASan build's shim needs the ASan runtime loaded before it.
+PRELOAD = f"{ASAN_RT}:{SHIM}" if ASAN_RT else SHIM
+
+
 def run_with_config(text, argv, **env_extra):
     d = tempfile.mkdtemp(prefix="ktls-install-")
     try:
         env = plain_env()
+        if ASAN_RT:
+            env.update(san_options())
         env.update(CONF=CONFIG_PATH, D=d, **env_extra)
         return subprocess.run(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
@@ -52,7 +58,8 @@ def run_with_config(text, argv, **env_extra):
 
 def test_shim_reads_the_config_where_meson_installs_it():
     assert os.path.isdir(os.path.dirname(CONFIG_PATH)), CONFIG_PATH
-    r = run_with_config("no_such_key = 1", ["/bin/true"], LD_PRELOAD=SHIM)
+    r = run_with_config("no_such_key = 1", ["/bin/true"],
+                        LD_PRELOAD=PRELOAD)
     assert r.returncode == 0, r.stderr
     assert (f"ktls-shim: {CONFIG_PATH}:1: unknown key 'no_such_key'"
             in r.stderr), r.stderr
@@ -60,7 +67,8 @@ def test_shim_reads_the_config_where_meson_installs_it():
 
 def test_valid_installed_config_is_quiet():
     """The control: the same file, valid, gives no line at all."""
-    r = run_with_config("log_level = warn", ["/bin/true"], LD_PRELOAD=SHIM)
+    r = run_with_config("log_level = warn", ["/bin/true"],
+                        LD_PRELOAD=PRELOAD)
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
@@ -97,9 +105,12 @@ def test_installed_ktls_run_points_at_the_installed_files(destdir):
     assert f"shim=${{KTLS_SHIM_LIBRARY:-{shim}}}\n" in text
     assert f"stats={stats}\n" in text
     # It runs from there (the shim named explicitly: DESTDIR is no root).
-    r = subprocess.run([run, "-v", "/bin/true"], env=dict(
-        plain_env(), KTLS_SHIM_LIBRARY=at(destdir, "libktls-shim.so")[0]),
-        capture_output=True, text=True, timeout=60)
+    env = dict(plain_env(), KTLS_SHIM_LIBRARY=at(destdir,
+                                                  "libktls-shim.so")[0])
+    if ASAN_RT:
+        env.update(san_options(), LD_PRELOAD=ASAN_RT)
+    r = subprocess.run([run, "-v", "/bin/true"], env=env,
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "ktls-run: LD_PRELOAD=" in r.stderr, r
 
 

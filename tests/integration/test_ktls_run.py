@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, NO_KTLS, SHIM, plain_env
+from conftest import ASAN_RT, BUILD, NO_KTLS, SHIM, plain_env, san_options
 
 RUN = os.path.join(BUILD, "tools", "ktls-run")
 COMPLETION = os.path.join(os.path.dirname(__file__), "..", "..", "tools",
@@ -21,8 +21,16 @@ DUMP = ["/usr/bin/python3", "-c",
         "k.startswith('KTLS_SHIM')}))"]
 
 
+# The ASan build's shim needs the ASan runtime loaded before it: ktls-run
+# keeps a sanitizer runtime first, so it is simply in LD_PRELOAD already.
+BASE = f"{ASAN_RT}:" if ASAN_RT else ""
+PRELOADED = BASE + SHIM
+
+
 def run(args, **env_extra):
     env = plain_env()
+    if ASAN_RT:
+        env.update(san_options(), LD_PRELOAD=ASAN_RT)
     env.update(env_extra)
     return subprocess.run([RUN] + args, env=env, capture_output=True,
                           text=True, timeout=60)
@@ -46,7 +54,7 @@ def test_preloads_the_shim_and_maps_options():
              "--tls13-rx-without-rekey", "--key-update-bytes", "64M",
              "--ebpf-load", "never", "--allow", "python3*"] + DUMP)
     assert r.returncode == 0, r.stderr
-    want = {"LD_PRELOAD": SHIM, "KTLS_SHIM_DIRECTIONS": "tx",
+    want = {"LD_PRELOAD": PRELOADED, "KTLS_SHIM_DIRECTIONS": "tx",
             "KTLS_SHIM_ENGINE": "shim", "KTLS_SHIM_LOG_LEVEL": "info",
             "KTLS_SHIM_CIPHERS": "aes-128-gcm",
             "KTLS_SHIM_VERSIONS": "tls1.2",
@@ -57,7 +65,7 @@ def test_preloads_the_shim_and_maps_options():
     # -v: one line per variable set, in the order given, LD_PRELOAD last.
     said = [l for l in r.stderr.splitlines() if l.startswith("ktls-run: ")]
     assert said == [f"ktls-run: {k}={v}" for k, v in want.items()
-                    if k != "LD_PRELOAD"] + [f"ktls-run: LD_PRELOAD={SHIM}"]
+                    if k != "LD_PRELOAD"] + [f"ktls-run: LD_PRELOAD={PRELOADED}"]
 
 
 def test_shim_really_acts_on_the_options(shim_config):
@@ -75,15 +83,18 @@ def test_shim_really_acts_on_the_options(shim_config):
 
 def test_ld_preload_gets_the_shim_once_and_first():
     # Already there twice (colon and space separated), beside another
-    # library and an (absent) ASan runtime, which must stay first.
-    asan = "/nonexistent/libasan.so.8"
-    before = f"{SHIM}:{NO_KTLS} {asan}:{SHIM}"
+    # library and an ASan runtime (absent but for the ASan build), which
+    # goes first. (Under the ASan build it must already be first: the
+    # wrapper's own shell loads what it is given.)
+    asan = ASAN_RT or "/nonexistent/libasan.so.8"
+    before = (f"{asan} {SHIM}:{NO_KTLS}:{SHIM}" if ASAN_RT
+              else f"{SHIM}:{NO_KTLS} {asan}:{SHIM}")
     r = run(DUMP, LD_PRELOAD=before)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["LD_PRELOAD"] == f"{asan}:{SHIM}:{NO_KTLS}"
     # Twice through the wrapper: still once.
-    r = run([RUN] + DUMP, LD_PRELOAD=NO_KTLS)
-    assert json.loads(r.stdout)["LD_PRELOAD"] == f"{SHIM}:{NO_KTLS}"
+    r = run([RUN] + DUMP, LD_PRELOAD=BASE + NO_KTLS)
+    assert json.loads(r.stdout)["LD_PRELOAD"] == f"{PRELOADED}:{NO_KTLS}"
 
 
 @pytest.mark.parametrize("args,says", [
