@@ -3,14 +3,17 @@ us: the textfile it writes parses with the Prometheus client library's
 own parser, holds the kernel's /proc/net/tls_stat counters where there are
 any (with or without the eBPF accounting) and says which of the two are
 there. The per-program rows and the UTF-8 of comm are rendered from a
-made-up snapshot in tests/unit/test_stats_views.c."""
+made-up snapshot in tests/unit/test_stats_views.c. And a real
+node_exporter (Debian's prometheus-node-exporter, its textfile collector
+alone) serves what was written at its /metrics."""
 import os
 import subprocess
+import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BUILD, KERNEL, REQUIRE_ALL, tls_stat
+from conftest import BUILD, KERNEL, REQUIRE_ALL, free_port, tls_stat, wait_port
 
 STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
 PINNED = "/sys/fs/bpf/ktls-shim/sockets"
@@ -88,3 +91,29 @@ def test_bad_show_option_exit_2(args, says):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.splitlines()[0].startswith(f"ktls-shim-stats: {says}"), \
         r.stderr
+
+
+def test_node_exporter_serves_the_metrics(tmp_path):
+    r = stats("show", "--prometheus", "--output", str(tmp_path / "ktls.prom"))
+    assert r.returncode == 0, r.stderr
+    port = free_port()
+    ne = subprocess.Popen(
+        ["prometheus-node-exporter", "--collector.disable-defaults",
+         "--collector.textfile",
+         f"--collector.textfile.directory={tmp_path}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_port(port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                    timeout=30) as resp:
+            text = resp.read().decode("utf-8")
+    finally:
+        ne.terminate()
+        err = ne.communicate(timeout=30)[1].decode(errors="replace")
+    got = samples(text)
+    # node_exporter read the file without complaint, and serves it.
+    assert got[("node_textfile_scrape_error", frozenset())] == 0, err
+    assert got[("ktls_kernel_tls_stat_available", frozenset())] == \
+        (1 if KERNEL else 0)
+    assert ("ktls_shim_ebpf_loaded", frozenset()) in got
