@@ -95,6 +95,7 @@ def test_ktls_run_check_is_the_same():
     assert lines2.keys() == lines1.keys()
 
 
+@pytest.mark.host_only("usage errors: the same on every kernel")
 @pytest.mark.parametrize("args", [["check", "extra"], ["chek"]])
 def test_bad_verb_exit_2(args):
     r = subprocess.run([STATS] + args, capture_output=True, text=True)

@@ -11,6 +11,9 @@ import pytest
 
 from conftest import ASAN_RT, BUILD, NO_KTLS, SHIM, plain_env, san_options
 
+# The same on every kernel: the VM (emulated, slow) deselects it.
+pytestmark = pytest.mark.host_only("ktls-run: the same on every kernel")
+
 RUN = os.path.join(BUILD, "tools", "ktls-run")
 COMPLETION = os.path.join(os.path.dirname(__file__), "..", "..", "tools",
                           "ktls-run.bash-completion")

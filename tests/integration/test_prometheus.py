@@ -73,6 +73,7 @@ def test_stdout_is_the_same_text():
         r.stdout)
 
 
+@pytest.mark.host_only("usage errors: the same on every kernel")
 def test_output_error_names_the_file(tmp_path):
     bad = tmp_path / "no" / "ktls.prom"
     r = stats("show", "--prometheus", "--output", str(bad))
@@ -82,6 +83,7 @@ def test_output_error_names_the_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.host_only("usage errors: the same on every kernel")
 @pytest.mark.parametrize("args,says", [
     (["show", "--yaml"], "show: unknown option '--yaml'"),
     (["show", "--prometheus", "--output"], "option '--output' needs a file"),
