@@ -5,6 +5,7 @@ usage with one line naming what was wrong, exit 2. Also its bash
 completion. No TLS: what the shim does with a session is the other suites'."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -149,3 +150,18 @@ def test_bash_completion():
     # After the command: the command's own words (files here), never
     # ktls-run's options.
     assert "--engine" not in complete(["ktls-run", "--tx-only", "ls", "--"])
+
+
+def test_every_variable_of_the_shim_has_an_option():
+    """ktls-preload.conf names each KTLS_SHIM_* variable the parser reads
+    (test_config.c checks its keys against the parser's table): each has
+    an option, but the global off switch, which has no use here."""
+    conf = os.path.join(os.path.dirname(__file__), "..", "..",
+                        "ktls-preload.conf")
+    names = set(re.findall(r"\bKTLS_SHIM_[A-Z0-9_]+", open(conf).read()))
+    assert len(names) >= 14, names
+    helptext = run(["--help"]).stdout
+    # "(KTLS_SHIM_ALLOW/DENY)" names two.
+    said = set(re.findall(r"\bKTLS_SHIM_[A-Z0-9_]+", helptext)) | {
+        "KTLS_SHIM_" + m for m in re.findall(r"/([A-Z0-9_]+)\)", helptext)}
+    assert not names - {"KTLS_SHIM_ENABLE"} - said, helptext
