@@ -69,7 +69,8 @@ def test_preloads_the_shim_and_maps_options():
     # -v: one line per variable set, in the order given, LD_PRELOAD last.
     said = [l for l in r.stderr.splitlines() if l.startswith("ktls-run: ")]
     assert said == [f"ktls-run: {k}={v}" for k, v in want.items()
-                    if k != "LD_PRELOAD"] + [f"ktls-run: LD_PRELOAD={PRELOADED}"]
+                    if k != "LD_PRELOAD"] + [
+                        f"ktls-run: LD_PRELOAD={PRELOADED}"]
 
 
 def test_shim_really_acts_on_the_options(shim_config):
