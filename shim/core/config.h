@@ -22,7 +22,11 @@
 
 #define KTLS_KEY_UPDATE_AUTO (~0ull)
 
+/* meson.build passes prefix/sysconfdir, where it installs the file; this
+ * is for builds outside meson (the fuzzer's, a hand-made one). */
+#ifndef KTLS_CONFIG_DEFAULT_PATH
 #define KTLS_CONFIG_DEFAULT_PATH "/etc/ktls-preload.conf"
+#endif
 #define KTLS_CONFIG_MAX_BYTES (1024 * 1024)
 #define KTLS_CONFIG_MAX_LINE 4096
 #define KTLS_CONFIG_ERRLEN 512

@@ -27,6 +27,21 @@ XFER = os.path.join(BUILD, "tests", "tls_xfer")
 GXFER = os.path.join(BUILD, "tests", "gnutls_xfer")
 PY = "/usr/bin/python3"  # Debian's, linked against the system libssl
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def installed_path(name):
+    """Where `meson install` puts the build's file called name (meson's
+    own record of it), e.g. the config file the shim reads by default."""
+    import json
+    with open(os.path.join(BUILD, "meson-info", "intro-installed.json")) as f:
+        for src, dst in json.load(f).items():
+            if os.path.basename(src) == name:
+                return dst
+    raise LookupError(f"{name}: not installed by this build")
+
+
+# The config file the built shim reads when KTLS_SHIM_CONFIG is unset.
+CONFIG_PATH = installed_path("ktls-preload.conf")
 MiB = 1 << 20
 
 
@@ -115,10 +130,11 @@ SKIP_ALLOWLIST = [
      "run it; the other build runs it"),
     (r"test_hostile_config\.py::", r"^needs root", lambda: not ROOT,
      "needs root (runs a program as nobody, or a privileged one)"),
-    (r"test_setuid\.py::", r"^needs root", lambda: not ROOT or (
+    (r"test_(setuid|install)\.py::", r"^needs root", lambda: not ROOT or (
         not REQUIRE_ALL and not shutil.which("unshare")),
      "needs root (and unshare): mount namespace, setuid copy"),
-    (r"test_ebpf\.py::", r"^built without -Dbpf", lambda: not REQUIRE_ALL,
+    (r"test_(ebpf|check|prometheus)\.py::", r"^built without -Dbpf",
+     lambda: not REQUIRE_ALL,
      "missing tool, by hand only (KTLS_REQUIRE_ALL unset)"),
     (r"test_faults\.py::", r"^built without -Dfault_injection",
      lambda: not REQUIRE_ALL,

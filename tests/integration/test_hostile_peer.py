@@ -39,7 +39,8 @@ DECRYPT_FAULTS = ("badmac", "badmac@0", "plainalert")
 # already copied records before it; the next read sees the peer's FIN as
 # a clean EOF. Only OpenSSL's own TLS 1.2 RX reads several records per
 # call (the shim's TLS 1.3 engine reads one), so only it shows: the
-# error class is then that of an unexpected EOF (README, limitations).
+# error class is then that of an unexpected EOF (shim/DESIGN.md,
+# limitations).
 SPURIOUS_EOF = {("1.2", "plainalert"): {
     "xfer": ("SSL_get_error=1", "unexpected eof while reading"),
     "py": ("ok", "-")}}
@@ -289,7 +290,7 @@ def test_key_update_flood(side, engine, certs, shim_config):
     # no-ktls on 6.1: TLS 1.3 stays in userspace whole, KeyUpdates and all.
     if KERNEL and not REKEY and engine != "no-ktls":
         # 6.1: RX stays in userspace by default; the first KeyUpdate that
-        # asks for ours fails the connection (README, KeyUpdate).
+        # asks for ours fails the connection (shim/DESIGN.md, KeyUpdate).
         assert me.p.returncode != 0, me.out
         assert "Key has expired" in me.err, me.err[-2000:]
         return

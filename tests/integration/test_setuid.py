@@ -16,9 +16,9 @@ The environment is what an attacker would set: a config of their own, a log
 "file" where root would create or append to it, directions = none, log
 level off. What this proves: with the shim loaded through
 /etc/ld.so.preload into a setuid-root program, none of these variables has
-any effect (no file created, the session moves as /etc/ktls-preload.conf
-says, its debug line appears), while in the same program without setuid each
-of them does. It does not cover file capabilities or setgid programs, which
+any effect (no file created, the session moves as the installed
+ktls-preload.conf says, its debug line appears), while in the same program
+without setuid each of them does. It does not cover file capabilities or setgid programs, which
 AT_SECURE covers the same way in the loader and in secure_getenv."""
 import os
 import shutil
@@ -26,8 +26,8 @@ import tempfile
 
 import pytest
 
-from conftest import (ASAN_RT, KERNEL, SHIM, XFER, MiB, Proc, one_conn_intact,
-                      plain_env, shim_sessions)
+from conftest import (ASAN_RT, CONFIG_PATH, KERNEL, SHIM, XFER, MiB, Proc,
+                      one_conn_intact, plain_env, shim_sessions)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("unshare"),
@@ -40,13 +40,19 @@ set -e
 d=$1; shift
 cp -a /etc "$d/etc"
 printf '%s\n' "$PRELOAD" > "$d/etc/ld.so.preload"
-cat > "$d/etc/ktls-preload.conf" <<EOF
+mount --bind "$d/etc" /etc
+# The shim's config where the build installs it (/usr/local/etc by
+# default): a directory of its own outside /etc.
+case $CONF in
+/etc/*) ;;
+*) mount -t tmpfs -o mode=755 tmpfs "${CONF%/*}" ;;
+esac
+cat > "$CONF" <<EOF
 allow = tls_xfer*
 [program tls_xfer*]
 log_level = debug
 directions = tx, rx
 EOF
-mount --bind "$d/etc" /etc
 exec setpriv --reuid=65534 --regid=65534 --clear-groups env \
     KTLS_SHIM_CONFIG="$d/user/evil.conf" \
     KTLS_SHIM_LOG="file:$d/user/shim.log" KTLS_SHIM_DIRECTIONS=none \
@@ -78,6 +84,7 @@ def client_in_namespace(certs, d, binary):
     port = srv.read_port()
     env = plain_env()
     env["PRELOAD"] = f"{ASAN_RT} {SHIM}" if ASAN_RT else SHIM
+    env["CONF"] = CONFIG_PATH
     if ASAN_RT:
         env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
     cli = Proc(["unshare", "--mount", "--propagation", "private", "sh", "-c",
