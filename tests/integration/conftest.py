@@ -26,6 +26,11 @@ XFER = os.path.join(BUILD, "tests", "tls_xfer")
 # Its GnuTLS twin (tests/tools/gnutls_xfer.c): same stream, same report.
 GXFER = os.path.join(BUILD, "tests", "gnutls_xfer")
 PY = "/usr/bin/python3"  # Debian's, linked against the system libssl
+# Its X.Y, read rather than assumed (3.11 on Debian 12, 3.13 on Debian 13):
+# the program name the shim logs ("python3.13") and the testsuite's path.
+PY_VER = subprocess.run(
+    [PY, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+    capture_output=True, text=True, check=True).stdout.strip()
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -1,4 +1,4 @@
-"""CPython's own test_ssl (Debian package libpython3.11-testsuite), with
+"""CPython's own test_ssl (Debian package libpython3.X-testsuite), with
 and without the shim: the same tests must pass and fail. It exercises
 OpenSSL's API the way a large real program does (options, callbacks,
 non-blocking I/O, unwrap, session reuse, SNI, ALPN...), and in the VM ~200
@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from conftest import KERNEL, REKEY, plain_env, shim_env, shim_summary
+from conftest import KERNEL, PY_VER, REKEY, plain_env, shim_env, shim_summary
 
-TEST_SSL = "/usr/lib/python3.11/test/test_ssl.py"
+TEST_SSL = f"/usr/lib/python{PY_VER}/test/test_ssl.py"
 
 
 def run_test_ssl(env, workdir, name):
@@ -28,7 +28,7 @@ def run_test_ssl(env, workdir, name):
 @pytest.fixture(scope="module")
 def plain_run(workdir):
     assert os.path.exists(TEST_SSL), \
-        "libpython3.11-testsuite is not installed (scripts/install-deps)"
+        f"libpython{PY_VER}-testsuite is not installed (scripts/install-deps)"
     return run_test_ssl(plain_env(), workdir, "plain")
 
 

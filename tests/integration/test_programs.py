@@ -9,11 +9,11 @@ import subprocess
 
 import pytest
 
-from conftest import (ASAN_RT, BIG, HERE, KERNEL, PY, REKEY, XFER, MiB, Proc,
-                      delta, no_ktls_env, one_conn_intact, own_moves,
-                      free_port, make_file, parse_conns, plain_env, rx_moves,
-                      rx_state, sha256_file, shim_env, shim_sessions,
-                      shim_summary, tls_stat)
+from conftest import (ASAN_RT, BIG, HERE, KERNEL, PY, PY_VER, REKEY, XFER,
+                      MiB, Proc, delta, no_ktls_env, one_conn_intact,
+                      own_moves, free_port, make_file, parse_conns,
+                      plain_env, rx_moves, rx_state, sha256_file, shim_env,
+                      shim_sessions, shim_summary, tls_stat)
 from test_load import LOAD
 
 
@@ -299,8 +299,8 @@ def test_fork_after_move_and_exec(certs, shim_config):
                            r"rx_kernel=(\d+)", py.stderr)
     k = KERNEL
     assert sorted(summaries) == sorted([
-        ("python3.11", "2", str(2 * k), str(k + rx_moves("1.3"))),
-        ("python3.11", "0", "0", "0"),
+        (f"python{PY_VER}", "2", str(2 * k), str(k + rx_moves("1.3"))),
+        (f"python{PY_VER}", "0", "0", "0"),
         ("tls_xfer", "1", str(int(k)), str(int(k)))]), py.stderr
     # The sockets stayed in the kernel in the process that used them.
     assert ours["child"]["kernel_tx"] == ours["child"]["kernel_rx"] == str(

@@ -70,7 +70,9 @@ def test_sendfile_without_shim_would_leak_plaintext(certs, odd_file):
     assert cli.wait() != 0, cli.out + cli.err
     assert not parse_conns(cli.out), cli.out
     assert srv.wait() != 0, srv.out
-    assert "ssl3_get_record:wrong version number" in srv.err, srv.err
+    # The reason, not the function: 3.0 says ssl3_get_record, 3.2+
+    # tls_default_validate_record_header (measured: OpenSSL 3.5.10).
+    assert ":wrong version number:" in srv.err, srv.err
     assert not parse_conns(srv.out), srv.out
 
 

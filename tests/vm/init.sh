@@ -10,7 +10,8 @@
 #        error    one line, why the VM could not run CMD
 # Messages of this script go to the serial console (a log file on the host).
 #
-# CMD runs in a chroot of the host's / (read-only 9p) but this script stays in
+# CMD runs in a chroot of the host's / or of a --userland root (read-only 9p;
+# tag "hostroot" either way) but this script stays in
 # the initramfs root on purpose: the kernel runs /proc/sys/kernel/modprobe
 # (usermode helper) relative to PID 1's root, so module autoload keeps using
 # the initramfs' busybox modprobe and module tree even while CMD runs.
