@@ -12,8 +12,9 @@ static const struct ktls_cipher_desc descs[KTLS_CIPHER_COUNT] = {
 	[KTLS_CIPHER_CHACHA20_POLY1305] = { "chacha20-poly1305",
 					    TLS_CIPHER_CHACHA20_POLY1305, 32, 0,
 					    12, 1 },
-	/* TLS 1.3 CCM is legal, but OpenSSL 3.0's kTLS code refuses it and
-	 * no kernel we test has been exercised with it: keep it TLS 1.2. */
+	/* TLS 1.3 CCM is legal, but OpenSSL 3.0's kTLS code refuses it: the
+	 * shim's engines (3.0/3.1, GnuTLS) keep it TLS 1.2. OpenSSL 3.2+
+	 * moves it itself (openssl/finalize.c), and 6.12 and 7.2 carry it. */
 	[KTLS_CIPHER_AES_128_CCM] = { "aes-128-ccm", TLS_CIPHER_AES_CCM_128,
 				      16, 4, 8, 0 },
 };

@@ -20,6 +20,12 @@ enum ktls_reason ktls_policy_check(int rx, unsigned version,
 		return KTLS_R_VERSION_UNSUPPORTED;
 	if (!d || (version == KTLS_TLS13 && !d->tls13_ok))
 		return KTLS_R_CIPHER_UNSUPPORTED;
+	return ktls_policy_config(rx, version, kc);
+}
+
+enum ktls_reason ktls_policy_config(int rx, unsigned version,
+				    enum ktls_cipher kc)
+{
 	if (!(ktls_cfg.versions & ktls_version_bit(version)))
 		return KTLS_R_VERSION_OFF;
 	if (!(ktls_cfg.directions & (rx ? KTLS_DIR_RX : KTLS_DIR_TX)))

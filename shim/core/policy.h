@@ -17,6 +17,9 @@ unsigned ktls_version_bit(unsigned version);
  * direction; otherwise the reason, in the order the log reports them. */
 enum ktls_reason ktls_policy_check(int rx, unsigned version,
 				   enum ktls_cipher kc);
+/* Only what the config allows (versions, directions, ciphers). */
+enum ktls_reason ktls_policy_config(int rx, unsigned version,
+				    enum ktls_cipher kc);
 
 /* TLS 1.3 TX: bytes under one key after which the shim sends a KeyUpdate
  * (config key_update_bytes; auto: RFC 8446 5.5's AES-GCM limit), 0 for

@@ -20,6 +20,7 @@ static const char *const names[KTLS_R_COUNT] = {
 	[KTLS_R_LIB_NO_KTLS] = "openssl-without-ktls",
 	[KTLS_R_VERIFY_FAILED] = "kernel-state-mismatch",
 	[KTLS_R_TLS13_RX_NO_REKEY] = "kernel-cannot-rekey-tls13",
+	[KTLS_R_ENGINE_NEEDS_30] = "engine-shim-needs-openssl-3.0",
 	[KTLS_R_NO_SECRET] = "no-traffic-secret",
 	[KTLS_R_DATA_PENDING] = "records-already-buffered",
 	[KTLS_R_SEQ_UNKNOWN] = "sequence-number-unknown",

@@ -29,6 +29,7 @@ enum ktls_reason {
 	KTLS_R_SSL_BIO,            /* libssl without kTLS, SSL BIOs in use */
 	KTLS_R_KEY_UNAVAILABLE,    /* GnuTLS would not give its record state */
 	KTLS_R_RECORD_SIZE_LIMITED, /* peer's limit the kernel cannot keep */
+	KTLS_R_ENGINE_NEEDS_30,    /* engine = shim with libssl 3.2+ */
 	KTLS_R_COUNT,
 };
 

@@ -61,6 +61,7 @@ static int bind_first(void)
 	SSLSYM(SSL_write);
 	SSLSYM(SSL_write_ex);
 	SSLSYM(SSL_key_update);
+	SSLSYM(SSL_set_read_ahead);
 	SSLSYM(SSL_get_error);
 	SSLSYM(SSL_ctrl);
 	SSLSYM(SSL_CTX_new);
@@ -180,6 +181,8 @@ static void bind_all(void)
 	ok = bind_rest() && ok;
 	if (ok) {
 		ktls_ossl.modern = ktls_ossl.OpenSSL_version_num() >= 0x30000000L;
+		ktls_ossl.rekeys_itself =
+			ktls_ossl.OpenSSL_version_num() >= 0x30200000L;
 		ok = ex_indexes();
 	}
 	ktls_ossl.ok = ok;

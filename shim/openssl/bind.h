@@ -24,6 +24,7 @@ struct ktls_ossl {
 	__typeof__(SSL_write) *SSL_write;
 	__typeof__(SSL_write_ex) *SSL_write_ex;
 	__typeof__(SSL_key_update) *SSL_key_update;
+	__typeof__(SSL_set_read_ahead) *SSL_set_read_ahead;
 	__typeof__(SSL_get_error) *SSL_get_error;
 	__typeof__(SSL_ctrl) *SSL_ctrl;
 	__typeof__(SSL_CTX_new) *SSL_CTX_new;
@@ -94,6 +95,10 @@ struct ktls_ossl {
 	__typeof__(OPENSSL_cleanse) *OPENSSL_cleanse;
 	int ok;      /* every symbol found */
 	int modern;  /* libssl 3.0 or newer: SSL_OP_ENABLE_KTLS exists */
+	/* libssl 3.2 or newer: its record layer is chosen again at every key
+	 * change, kTLS where the BIO takes it, so it moves TLS 1.3 RX and
+	 * gives the kernel each KeyUpdate's next key itself. */
+	int rekeys_itself;
 	int ex_note;    /* SSL ex_data: counted once (non-socket BIO) */
 	int ex_cb;      /* SSL ex_data: the program's own info callback */
 	int ctx_ex_cb;  /* SSL_CTX ex_data: likewise, per context */

@@ -122,8 +122,7 @@ long ktls_engine_bio_set_ktls(BIO *b, int fd, int rx,
  * would never notice the flags; it moves TLS 1.3 RX itself anyway. */
 static int record_layer_known(void)
 {
-	return ktls_ossl.modern &&
-	       ktls_ossl.OpenSSL_version_num() < 0x30200000L;
+	return ktls_ossl.modern && !ktls_ossl.rekeys_itself;
 }
 
 int ktls_engine_check_setsockopt(int fd, int name, const void *val,
@@ -178,8 +177,13 @@ int ktls_engine_lib_has_ktls(void)
 		atomic_store(&known, k);
 		if (!k)
 			ktls_dbg("libssl has no kTLS (its socket BIO ignores the "
-				 "kTLS ctrl): the shim's engine and record "
-				 "layer move sessions");
+				 "kTLS ctrl): %s",
+				 record_layer_known()
+					 ? "the shim's engine and record layer "
+					   "move sessions"
+					 : "sessions stay in userspace (the "
+					   "shim's record layer needs OpenSSL "
+					   "3.0 or 3.1)");
 	}
 	return k;
 }

@@ -86,16 +86,10 @@ void ktls_engine_on_ctx_new(SSL_CTX *ctx)
 {
 	if (ktls_engine_wanted())
 		ktls_ossl.SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+	/* engine = shim on 3.2+: nothing moves, and each session line says
+	 * why (engine-shim-needs-openssl-3.0), not a warning per process. */
 	if (ktls_engine_all())
 		ktls_ossl.SSL_CTX_set_msg_callback(ctx, msg_cb);
-	else if (ktls_cfg.engine == KTLS_ENGINE_SHIM && ktls_ossl.modern) {
-		static atomic_flag warned = ATOMIC_FLAG_INIT;
-		if (!atomic_flag_test_and_set(&warned))
-			ktls_warn("engine = shim needs libssl 3.0 or 3.1 (this "
-				  "is 0x%lx); using OpenSSL's own kTLS",
-				  (unsigned long)
-					  ktls_ossl.OpenSSL_version_num());
-	}
 }
 
 /* Set once a program's context callback could not be kept behind ours

@@ -87,11 +87,26 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 		errno = EOPNOTSUPP;
 		return -1;
 	}
+	uint32_t f = atomic_load(&e->flags);
+	if ((f & KTLS_FD_FINAL) && (f & (rx ? KTLS_FD_RX : KTLS_FD_TX)))
+		return ktls_sess_lib_rekey(fd, name, val, len);
+	if (rx && ktls_sess_lib_rx_gate(hdr.version) != KTLS_R_MOVED) {
+		errno = EOPNOTSUPP; /* explain() names the gate */
+		return -1;
+	}
 	rc = KTLS_REAL(setsockopt)(fd, level, name, val, len);
 	err = rc ? errno : 0;
 	atomic_store(rx ? &e->rx_err : &e->tx_err, ktls_errno8(err));
 	errno = err;
 	return rc;
+}
+
+/* Why a TX key in the kernel cannot be followed by the next one. */
+static const char *not_rekeyable(void)
+{
+	return ktls_ossl.rekeys_itself
+		       ? "this kernel cannot take the next TX key (6.14+ can)"
+		       : "OpenSSL 3.0 cannot give the kernel the next TX key";
 }
 
 static int is_key_update(struct ktls_fd *e, const struct msghdr *m)
@@ -118,12 +133,12 @@ int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e, const struct msghdr *m)
 {
 	if (ktls_fd_send_refused(e))
 		return 1;
-	if (!is_key_update(e, m) || ktls_engine_tx_rekey_ready(e))
+	if (!is_key_update(e, m) || ktls_engine_tx_rekey_ready(e) ||
+	    ktls_sess_lib_follows_tx_rekey())
 		return 0;
-	ktls_err("fd=%d: TLS 1.3 KeyUpdate: OpenSSL 3.0 cannot give the kernel "
-		 "the next TX key; failing this connection rather than "
-		 "sending under a stale key",
-		 fd);
+	ktls_err("fd=%d: TLS 1.3 KeyUpdate: %s; failing this connection "
+		 "rather than sending under a stale key",
+		 fd, not_rekeyable());
 	atomic_fetch_or(&e->flags, KTLS_FD_POISONED);
 	return ktls_fd_send_refused(e);
 }
@@ -138,7 +153,9 @@ void ktls_sess_after_sendmsg(int fd, struct ktls_fd *e, const struct msghdr *m,
 	for (size_t i = 0; i < m->msg_iovlen; i++)
 		total += m->msg_iov[i].iov_len;
 	if ((size_t)n == total) {
-		ktls_engine_after_key_update_sent(fd, e);
+		/* 3.2+ installs the next key itself (ktls_sess_lib_rekey). */
+		if (!ktls_ossl.rekeys_itself)
+			ktls_engine_after_key_update_sent(fd, e);
 		errno = saved;
 		return;
 	}

@@ -79,11 +79,23 @@ static enum ktls_reason explain(struct ktls_fd *e, int fd, int rx,
 				unsigned version, enum ktls_cipher kc)
 {
 	unsigned f = atomic_load(&e->flags);
-	enum ktls_reason p = ktls_policy_check(rx, version, kc);
+	/* core/cipher.c keeps TLS 1.3 CCM out of the shim's own engines, as
+	 * OpenSSL 3.0 does; 3.2+ moves it itself (intact on 6.12 and 7.2),
+	 * so there the cipher is never why a direction stayed. */
+	enum ktls_reason p =
+		ktls_ossl.rekeys_itself && kc == KTLS_CIPHER_AES_128_CCM
+			? ktls_policy_config(rx, version, kc)
+			: ktls_policy_check(rx, version, kc);
 
 	if (p != KTLS_R_MOVED)
 		return p;
-	if (!ktls_ossl.modern)
+	/* engine = shim drives 3.0/3.1's record layer, which 3.2 replaced:
+	 * there nothing is asked to move (session.c's want_ktls). */
+	if (ktls_ossl.rekeys_itself && ktls_cfg.engine == KTLS_ENGINE_SHIM)
+		return KTLS_R_ENGINE_NEEDS_30;
+	/* The record layer for a libssl without kTLS also needs 3.0/3.1's. */
+	if (!ktls_ossl.modern ||
+	    (ktls_ossl.rekeys_itself && !ktls_engine_lib_has_ktls()))
 		return KTLS_R_LIB_NO_KTLS;
 	if ((f & KTLS_FD_ULP_TRIED) && !(f & KTLS_FD_ULP))
 		return ktls_reason_from_ulp_errno(atomic_load(&e->ulp_err));
@@ -96,8 +108,14 @@ static enum ktls_reason explain(struct ktls_fd *e, int fd, int rx,
 		if (err)
 			return ktls_reason_from_install_errno(err);
 	}
-	if (rx && version == KTLS_TLS13)
+	if (rx && version == KTLS_TLS13 && !ktls_ossl.rekeys_itself)
 		return KTLS_R_TLS13_RX_NEEDS_ENGINE;
+	/* 3.2+ asked, and the setsockopt() hook said no: the gate's reason. */
+	if (rx && version == KTLS_TLS13 && (f & KTLS_FD_RX_TRIED)) {
+		enum ktls_reason g = ktls_sess_lib_rx_gate((uint16_t)version);
+		if (g != KTLS_R_MOVED)
+			return g;
+	}
 	return KTLS_R_LIB_DECLINED;
 }
 
@@ -237,6 +255,8 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 	if (by_shim[1] && r[1] == KTLS_R_MOVED)
 		atomic_fetch_add(&ktls_stats.rx_shim, 1);
 	ktls_engine_settle(s, e, kc);
+	if (!poison && r[0] == KTLS_R_MOVED)
+		ktls_sess_lib_tx_budget(e, kc);
 	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_note, NOTE_FINAL);
 }
 

@@ -237,6 +237,13 @@ int SSL_get_error(const SSL *s, int ret)
 	return o ? ktls_orl_get_error(o, ret) : ktls_ossl.SSL_get_error(s, ret);
 }
 
+void SSL_set_read_ahead(SSL *s, int yes)
+{
+	if (on() && ktls_sess_read_ahead_kept(s, yes))
+		return;
+	ktls_ossl.SSL_set_read_ahead(s, yes);
+}
+
 int SSL_key_update(SSL *s, int updatetype)
 {
 	if (on()) {

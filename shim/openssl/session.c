@@ -32,7 +32,8 @@ int ktls_ssl_sock_fd(BIO *b)
 static int want_ktls(void)
 {
 	return ktls_cfg.directions && ktls_cfg.ciphers && ktls_cfg.versions &&
-	       ktls_ossl.modern && !ktls_engine_all();
+	       ktls_ossl.modern && ktls_cfg.engine != KTLS_ENGINE_SHIM &&
+	       !ktls_engine_all();
 }
 
 static ktls_info_cb program_cb(const SSL *s)
@@ -181,11 +182,14 @@ int ktls_sess_key_update_ok(SSL *s)
 	 * way it already has, not with a new error from here. */
 	if (!e || !(f & KTLS_FD_TX) || (f & KTLS_FD_POISONED) ||
 	    atomic_load(&e->version) != KTLS_TLS13 ||
-	    ktls_engine_tx_rekey_ready(e))
+	    ktls_engine_tx_rekey_ready(e) || ktls_sess_lib_follows_tx_rekey())
 		return 1;
 	ktls_warn("fd=%d: refusing SSL_key_update: the kernel holds the TX "
-		  "key and OpenSSL 3.0 cannot hand it the next one",
-		  fd);
+		  "key and %s",
+		  fd,
+		  ktls_ossl.rekeys_itself
+			  ? "cannot take the next one (6.14+ can)"
+			  : "OpenSSL 3.0 cannot hand it the next one");
 	return 0;
 }
 

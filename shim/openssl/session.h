@@ -12,7 +12,9 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include "core/cipher.h"
 #include "core/fdtab.h"
+#include "core/reason.h"
 #include "session/fd.h"
 
 typedef void (*ktls_info_cb)(const SSL *, int, int);
@@ -54,6 +56,19 @@ int ktls_sess_key_update_ok(SSL *s);
 /* setsockopt() on TCP_ULP or SOL_TLS, observed and policed. */
 int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 			 socklen_t len);
+
+/* OpenSSL 3.2+ (lib_rekey.c). Whether it may move TLS 1.3 RX here:
+ * KTLS_R_MOVED, or why not (its TLS_RX setsockopt is then refused). */
+enum ktls_reason ktls_sess_lib_rx_gate(uint16_t version);
+/* Whether it gives the kernel the next TX key after a KeyUpdate. */
+int ktls_sess_lib_follows_tx_rekey(void);
+/* Its setsockopt(name) on a direction already moved: a rekey. */
+int ktls_sess_lib_rekey(int fd, int name, const void *val, socklen_t len);
+/* 1 when SSL_set_read_ahead(s, yes) must be ignored: 3.2+'s kTLS record
+ * layer fails every later read without read-ahead (openssl#32336). */
+int ktls_sess_read_ahead_kept(SSL *s, int yes);
+/* After a moved TLS 1.3 TX: the key's byte budget (key_update_bytes). */
+void ktls_sess_lib_tx_budget(struct ktls_fd *e, enum ktls_cipher kc);
 
 /* 1 when this sendmsg() must not go out (errno set). */
 int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e,

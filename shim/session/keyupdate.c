@@ -31,6 +31,19 @@ static int kernel_can_rekey(const struct ktls_ku_ctx *c)
 	return c->can_rekey ? c->can_rekey() : ktls_kernel_can_rekey();
 }
 
+/* The kernel holds direction rx's next key: one rekey of the session (not
+ * a new one), and TX starts a fresh byte budget. */
+static void next_key_in(int fd, int rx)
+{
+	atomic_fetch_add(rx ? &ktls_stats.rekeys_rx : &ktls_stats.rekeys_tx,
+			 1);
+	struct ktls_fd *e = rx ? NULL : ktls_fd_get(fd);
+	if (e) {
+		atomic_store(&e->tx_key_bytes, 0);
+		atomic_fetch_and(&e->flags, ~(uint32_t)KTLS_FD_REKEY_DUE);
+	}
+}
+
 int ktls_ku_can_rekey(const struct ktls_ku_ctx *c, int rx)
 {
 	return c->sec && ktls_secrets_held(c->sec, rx) && kernel_can_rekey(c);
@@ -51,14 +64,27 @@ int ktls_ku_rekey(const struct ktls_ku_ctx *c, int rx)
 	if (ktls_install_dir(c->ops ? c->ops : &ktls_sockops_sys, c->fd,
 			     rx ? TLS_RX : TLS_TX, &ci, &err) != KTLS_R_MOVED)
 		goto fail;
-	atomic_fetch_add(rx ? &ktls_stats.rekeys_rx : &ktls_stats.rekeys_tx,
-			 1);
+	next_key_in(c->fd, rx);
 	return 0;
 fail:
 	if (c->sec)
 		ktls_secrets_wipe(c->sec, rx);
 	errno = err;
 	return -1;
+}
+
+/* RX: nothing may be read under the key the peer dropped. TX: the peer
+ * reads under the next key from here on, or would read records under one
+ * it dropped: nothing more may go out. Either way the connection fails. */
+static void fail_connection(int fd, int rx, const char *what)
+{
+	ktls_err("fd=%d: TLS 1.3 KeyUpdate %s%s; failing this connection "
+		 "rather than %s under a stale key",
+		 fd, rx ? "from the peer: " : "", what,
+		 rx ? "reading" : "sending");
+	struct ktls_fd *e = ktls_fd_get(fd);
+	if (e)
+		atomic_fetch_or(&e->flags, KTLS_FD_POISONED);
 }
 
 const char *ktls_ku_follow_peer(const struct ktls_ku_ctx *c, int at_start)
@@ -75,13 +101,7 @@ const char *ktls_ku_follow_peer(const struct ktls_ku_ctx *c, int at_start)
 	else if (ktls_ku_rekey(c, 1) != 0)
 		why = "installing the next key failed";
 	if (why) {
-		ktls_err("fd=%d: TLS 1.3 KeyUpdate from the peer: %s; failing "
-			 "this connection rather than reading under a stale "
-			 "key",
-			 c->fd, why);
-		struct ktls_fd *e = ktls_fd_tracked(c->fd);
-		if (e)
-			atomic_fetch_or(&e->flags, KTLS_FD_POISONED);
+		fail_connection(c->fd, 1, why);
 		return why;
 	}
 	ktls_dbg("fd=%d: TLS 1.3 KeyUpdate received; next RX key installed",
@@ -89,29 +109,13 @@ const char *ktls_ku_follow_peer(const struct ktls_ku_ctx *c, int at_start)
 	return NULL;
 }
 
-static void poison(int fd, const char *what)
-{
-	/* The peer reads under the next key from here on, or would read
-	 * records under one it dropped: nothing more may go out. */
-	ktls_err("fd=%d: TLS 1.3 KeyUpdate %s; failing this connection rather "
-		 "than sending under a stale key",
-		 fd, what);
-	struct ktls_fd *e = ktls_fd_get(fd);
-	if (e)
-		atomic_fetch_or(&e->flags, KTLS_FD_POISONED);
-}
-
 static int after_sent(const struct ktls_ku_ctx *c, int request)
 {
 	if (ktls_ku_rekey(c, 0) != 0) {
-		poison(c->fd, "sent, but the kernel did not take the next TX "
-			      "key");
+		fail_connection(c->fd, 0,
+				"sent, but the kernel did not take the next TX "
+				"key");
 		return -1;
-	}
-	struct ktls_fd *e = ktls_fd_get(c->fd);
-	if (e) {
-		atomic_store(&e->tx_key_bytes, 0);
-		atomic_fetch_and(&e->flags, ~(uint32_t)KTLS_FD_REKEY_DUE);
 	}
 	ktls_dbg("fd=%d: TLS 1.3 KeyUpdate sent%s; next TX key installed",
 		 c->fd, request ? " (update requested)" : "");
@@ -133,8 +137,36 @@ enum ktls_ku_sent ktls_ku_send(const struct ktls_ku_ctx *c, int flags,
 	if (n < 0)
 		return KTLS_KU_NOT_SENT;
 	if (n != (ssize_t)sizeof(msg)) {
-		poison(c->fd, "only partly sent");
+		fail_connection(c->fd, 0, "only partly sent");
 		return KTLS_KU_FAILED;
 	}
 	return after_sent(c, request) == 0 ? KTLS_KU_SENT : KTLS_KU_FAILED;
+}
+
+int ktls_ku_lib_install(int fd, int rx, int (*install)(void *), void *arg)
+{
+	if (!ktls_kernel_can_rekey()) {
+		fail_connection(fd, rx,
+				rx ? "this kernel cannot take the next key "
+				     "(6.14+ can)"
+				   : "sent, but this kernel cannot take the "
+				     "next TX key (6.14+ can)");
+		errno = EKEYEXPIRED;
+		return -1;
+	}
+	int rc = install(arg);
+	if (rc != 0) {
+		int err = errno;
+		fail_connection(fd, rx,
+				rx ? "installing the next key failed"
+				   : "sent, but the kernel did not take the "
+				     "next TX key");
+		errno = err;
+		return rc;
+	}
+	next_key_in(fd, rx);
+	ktls_dbg("fd=%d: TLS 1.3 KeyUpdate %s; the library installed the next "
+		 "%s key",
+		 fd, rx ? "received" : "sent", rx ? "RX" : "TX");
+	return 0;
 }

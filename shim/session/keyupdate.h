@@ -70,4 +70,15 @@ enum ktls_ku_sent ktls_ku_send(const struct ktls_ku_ctx *c, int flags,
  * kernel took it. */
 int ktls_ku_after_sent(const struct ktls_ku_ctx *c);
 
+/*
+ * A library that gives the kernel the next key itself (OpenSSL 3.2+: a
+ * setsockopt(TLS_TX/TLS_RX) again on a direction already moved): the same
+ * session rekeyed, counted as such. install() makes that setsockopt().
+ * Where the kernel cannot take a next key (before 6.14) it is not tried:
+ * the fd is poisoned, the reason logged, -1 with EKEYEXPIRED, and the
+ * library fails the connection, never reading or sending under a stale
+ * key. 0 when the kernel took it.
+ */
+int ktls_ku_lib_install(int fd, int rx, int (*install)(void *), void *arg);
+
 #endif

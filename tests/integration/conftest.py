@@ -31,6 +31,14 @@ PY = "/usr/bin/python3"  # Debian's, linked against the system libssl
 PY_VER = subprocess.run(
     [PY, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
     capture_output=True, text=True, check=True).stdout.strip()
+# The libssl the test programs (tls_xfer, Debian's openssl and python3)
+# link: the system's, as (major, minor). 3.2+ moves TLS 1.3 RX and gives
+# the kernel each KeyUpdate's next key itself; the shim's engine and its
+# record layer for a libssl without kTLS need 3.0/3.1's record layer.
+OSSL = tuple(int(x) for x in subprocess.run(
+    [PY, "-c", "import ssl; print('%d %d' % ssl.OPENSSL_VERSION_INFO[:2])"],
+    capture_output=True, text=True, check=True).stdout.split())
+OSSL_REKEYS = OSSL >= (3, 2)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -196,6 +204,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "kernel_cannot_rekey: runs only where kTLS is there and "
         "cannot rekey (6.1); deselected elsewhere, never skipped")
+    config.addinivalue_line(
+        "markers", "openssl_30_record_layer(why): the shim's engine or its "
+        "record layer at work, which need OpenSSL 3.0/3.1's record layer; "
+        "deselected over 3.2+, where such sessions stay in userspace (one "
+        "case per module checks that they do and say why)")
 
 
 # Which VM suite this is (tests/meson.build sets it: bookworm, sid): a case
@@ -286,7 +299,10 @@ def pytest_collection_modifyitems(config, items):
         host_only = KERNEL and item.get_closest_marker("host_only")
         no_rekey_only = (not KERNEL or REKEY) and item.get_closest_marker(
             "kernel_cannot_rekey")
-        (drop if dup or host_only or no_rekey_only else keep).append(item)
+        rl30_only = OSSL_REKEYS and item.get_closest_marker(
+            "openssl_30_record_layer")
+        (drop if dup or host_only or no_rekey_only or rl30_only
+         else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -428,8 +444,37 @@ NO_KTLS_PRELOAD = (f"{ASAN_RT}:{SHIM}" if ASAN_RT else SHIM) + ":" + NO_KTLS
 def own_moves(tls):
     """Whether the shim's record layer (libssl without kTLS) moves a
     session of this version: both directions or neither, so TLS 1.3 only
-    where the kernel can follow a KeyUpdate on RX."""
-    return KERNEL and (tls == "1.2" or REKEY)
+    where the kernel can follow a KeyUpdate on RX; and only over 3.0/3.1's
+    record layer."""
+    return KERNEL and (tls == "1.2" or REKEY) and not OSSL_REKEYS
+
+
+def engine_label(tls, engine="auto"):
+    """The session line's engine= for a session that moves by default
+    under KTLS_SHIM_ENGINE=engine (auto, openssl, shim). 3.0: the shim's
+    engine takes TLS 1.3 RX where the kernel rekeys; 3.2+: OpenSSL moves
+    everything itself."""
+    if OSSL_REKEYS:
+        return "openssl"
+    if engine == "shim":
+        return "shim"
+    return ("openssl,rx:shim" if tls == "1.3" and REKEY and engine == "auto"
+            else "openssl")
+
+
+# Engines a test runs a shimmed program under: the shim's engine and its
+# record layer (no-ktls) only over 3.0/3.1's record layer; over 3.2+ those
+# sessions stay in userspace, which test_matrix.py and
+# test_openssl_without_ktls.py check once.
+ENGINES_30 = ["auto", "shim", "no-ktls"]
+ENGINES_HERE = ENGINES_30 if not OSSL_REKEYS else ["auto"]
+
+
+# What a session over a libssl 3.2+ without kTLS reports, both directions:
+# the shim's record layer needs 3.0/3.1's, so it stays with OpenSSL.
+OWN_UNSUPPORTED = "openssl-without-ktls"
+# And one under engine = shim with libssl 3.2+.
+ENGINE_SHIM_UNSUPPORTED = "engine-shim-needs-openssl-3.0"
 
 
 def plain_env():

@@ -9,8 +9,9 @@ import subprocess
 
 import pytest
 
-from conftest import (ASAN_RT, BIG, HERE, KERNEL, PY, PY_VER, REKEY, XFER,
-                      MiB, Proc, delta, no_ktls_env, one_conn_intact,
+from conftest import (ASAN_RT, BIG, ENGINES_HERE, HERE, KERNEL, PY, PY_VER,
+                      XFER, MiB, Proc, delta, engine_label,
+                      no_ktls_env, one_conn_intact,
                       own_moves, free_port, make_file, parse_conns,
                       plain_env, rx_moves, rx_state, sha256_file, shim_env,
                       shim_sessions, shim_summary, tls_stat)
@@ -133,7 +134,7 @@ def test_shimmed_s_client_fetches(tls, certs, shim_config, workdir,
         assert sess[0]["rx"] == "kernel-has-no-tls"
 
 
-@pytest.mark.parametrize("engine", ["auto", "shim", "no-ktls"])
+@pytest.mark.parametrize("engine", ENGINES_HERE)
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
 @pytest.mark.parametrize("shimmed_role", ["server", "client"])
 def test_python_ssl(shimmed_role, tls, engine, certs, shim_config):
@@ -181,9 +182,7 @@ def test_python_ssl(shimmed_role, tls, engine, certs, shim_config):
         else:
             assert sess["tx"] == "kernel-has-no-tls", py.err
         return
-    assert sess["engine"] == ("shim" if engine == "shim" else
-                              "openssl,rx:shim" if tls == "1.3" and REKEY
-                              else "openssl"), py.err
+    assert sess["engine"] == engine_label(tls, engine), py.err
     if KERNEL:
         assert sess["tx"] == "kernel"
         assert sess["rx"] == rx_state(tls)

@@ -17,7 +17,7 @@ import struct
 
 import pytest
 
-from conftest import (GXFER, KERNEL, NO_KTLS_PRELOAD, REKEY, XFER, MiB,
+from conftest import (GXFER, KERNEL, NO_KTLS_PRELOAD, OSSL_REKEYS, REKEY, XFER, MiB,
                       Proc, delta, make_file, one_conn_intact, own_moves,
                       plain_env, shim_env, shim_sessions, tls_stat)
 
@@ -93,10 +93,14 @@ def expect_tx(engine):
     return "kernel" if LIMITS else "record-size-limited"
 
 
+# The shim's engine (shim) and record layer (no-ktls) need OpenSSL 3.0/3.1;
+# over 3.2+ those sessions stay in userspace whatever the limit.
 @pytest.mark.parametrize("engine,tls,limit", [
-    ("auto", "1.2", 512), ("auto", "1.3", 512),
-    ("shim", "1.2", 512), ("shim", "1.3", 512), ("shim", "1.2", 4096),
-    ("no-ktls", "1.2", 512), ("no-ktls", "1.3", 1024)])
+    c for c in [
+        ("auto", "1.2", 512), ("auto", "1.3", 512),
+        ("shim", "1.2", 512), ("shim", "1.3", 512), ("shim", "1.2", 4096),
+        ("no-ktls", "1.2", 512), ("no-ktls", "1.3", 1024)]
+    if c[0] == "auto" or not OSSL_REKEYS])
 def test_peer_max_fragment_length_kept(engine, tls, limit, certs,
                                        shim_config, body):
     before = tls_stat()
