@@ -1,11 +1,11 @@
 /*
- * Per-fd state of the sockets the shim watches, indexed by fd number so the
- * interposed read()/close()/sendfile() pay one bounds check and one load on
- * every other fd. Entries hold values, so a program racing close() against
- * I/O on the same fd cannot make us touch freed memory; the one exception is
- * the SSL pointer kept for sendfile emulation, dropped when OpenSSL frees
- * the SSL (an ex_data free callback), on close() and at the next handshake
- * on the fd.
+ * Per-fd state of the sockets the shim watches, indexed by fd number, and a
+ * byte map beside it so the interposed read()/close()/sendfile() pay one
+ * byte load on every other fd. Entries hold values, so a program racing
+ * close() against I/O on the same fd cannot make us touch freed memory; the
+ * one exception is the SSL pointer kept for sendfile emulation, dropped
+ * when OpenSSL frees the SSL (an ex_data free callback), on close() and at
+ * the next handshake on the fd.
  */
 #ifndef KTLS_SHIM_FDTAB_H
 #define KTLS_SHIM_FDTAB_H
@@ -13,6 +13,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/visibility.h"
 
 enum {
 	KTLS_FD_TLS = 1u << 0,       /* a TLS session the shim has seen */
@@ -34,6 +36,7 @@ enum {
 };
 
 struct ktls_fd {
+	/* KTLS_FD_TLS only through ktls_fd_set_tls(), or the hooks miss it */
 	_Atomic uint32_t flags;
 	_Atomic uint16_t version;
 	_Atomic uint16_t cipher_type; /* TLS_CIPHER_* */
@@ -51,14 +54,28 @@ struct ktls_fd {
 	_Atomic uint64_t tx_key_bytes, tx_key_limit;
 };
 
-/* Size and table side by side: the hooks reach both from one address. */
+/* Sockets with higher numbers are left alone (the table holds no more), so
+ * the map below has one byte for each fd the shim can track. */
+#define KTLS_MAX_TRACKED_FDS (1u << 20)
+#define KTLS_FDMAP_MASK (KTLS_MAX_TRACKED_FDS - 1)
+
 struct ktls_fdtab {
 	_Atomic size_t size; /* 0 until ktls_fdtab_init() */
 	struct ktls_fd *tab;
+	/* KTLS_MAX_TRACKED_FDS bytes, indexed by fd & KTLS_FDMAP_MASK: 1
+	 * whenever that fd's entry has KTLS_FD_TLS (ktls_fd_set_tls() and
+	 * ktls_fd_reset() keep it so), 0 mostly otherwise. The hooks' whole
+	 * test: one byte, no bounds check (an fd beyond the table or < 0
+	 * lands on another fd's byte, and at worst takes the exact test).
+	 * Written once by ktls_fdtab_init(), before the hooks read it. */
+	_Atomic uint8_t *map;
 };
-extern struct ktls_fdtab ktls_fdt;
+/* Hidden: the hooks reach it RIP-relative, not through the GOT (a lea
+ * fewer per call, bench/interpose-overhead). */
+extern struct ktls_fdtab ktls_fdt KTLS_HIDDEN;
 
-/* Maps the table (lazily backed by the kernel's zero page). */
+/* Maps the map and the table (lazily backed by the kernel's zero page);
+ * more than KTLS_MAX_TRACKED_FDS is clamped. */
 int ktls_fdtab_init(size_t max_fds);
 
 static inline struct ktls_fd *ktls_fd_get(int fd)
@@ -71,10 +88,18 @@ static inline struct ktls_fd *ktls_fd_get(int fd)
 	return &ktls_fdt.tab[fd];
 }
 
-/* The hooks' first question, on every read()/write()/close() of the
- * process: 1 when the shim has nothing to do with this fd. Kept apart from
- * ktls_fd_tracked() so the compiler tests the flag without first asking
- * whether &ktls_fdt.tab[fd] is NULL (bench/interpose-overhead). */
+/* The hooks' first question once the shim is on (ktls_fdtab_init() done):
+ * 0 when this fd carries no session the shim tracks. Non-zero means "ask
+ * ktls_fd_untracked()": another fd may share the byte. */
+static inline int ktls_fd_maybe_tracked(int fd)
+{
+	return atomic_load_explicit(&ktls_fdt.map[(unsigned)fd &
+						  KTLS_FDMAP_MASK],
+				    memory_order_relaxed);
+}
+
+/* The exact answer, safe before init: 1 when the shim has nothing to do
+ * with this fd. */
 static inline int ktls_fd_untracked(int fd)
 {
 	size_t i = (unsigned)fd;
@@ -95,6 +120,10 @@ static inline struct ktls_fd *ktls_fd_tracked(int fd)
 	return NULL;
 }
 
+/* The one way to set KTLS_FD_TLS (with more flags): also marks the fd in
+ * the hooks' map. Returns the flags before. */
+uint32_t ktls_fd_set_tls(struct ktls_fd *e, uint32_t more);
+/* Forgets everything about the entry, KTLS_FD_TLS and its map byte too. */
 void ktls_fd_reset(struct ktls_fd *e);
 
 /* An errno for the 8-bit *_err fields: 0 stays "no error", one beyond

@@ -19,9 +19,6 @@
 #include "core/shim.h"
 #include "core/stats.h"
 
-/* Sockets with higher numbers are left alone (and say so at debug level). */
-#define KTLS_MAX_TRACKED_FDS (1u << 20)
-
 struct ktls_config ktls_cfg;
 static atomic_int g_active;
 /* Copied at start: nginx and others rewrite argv (setproctitle), which

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "core/visibility.h"
+
 struct ktls_real {
 	ssize_t (*read)(int, void *, size_t);
 	ssize_t (*read_chk)(int, void *, size_t, size_t);
@@ -26,7 +28,7 @@ struct ktls_real {
  * the real function, so a hook needs no "bound yet?" test of its own:
  * KTLS_REAL(f) is one load. Relaxed atomics: a member is only ever the
  * stub or the final function, and either may be called. */
-extern struct ktls_real ktls_real;
+extern struct ktls_real ktls_real KTLS_HIDDEN;
 extern atomic_int ktls_real_ready;
 
 #define KTLS_REAL(f) (__atomic_load_n(&ktls_real.f, __ATOMIC_RELAXED))

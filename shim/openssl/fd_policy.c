@@ -55,9 +55,8 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 		if (err != EEXIST) {
 			ktls_fd_reset(e);
 			atomic_store(&e->ulp_err, ktls_errno8(err));
-			atomic_store(&e->flags,
-				     KTLS_FD_TLS | KTLS_FD_ULP_TRIED |
-					     (rc == 0 ? KTLS_FD_ULP : 0));
+			ktls_fd_set_tls(e, KTLS_FD_ULP_TRIED |
+					       (rc == 0 ? KTLS_FD_ULP : 0));
 		}
 		errno = err;
 		return rc;
@@ -77,8 +76,7 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 	memcpy(&hdr, val, sizeof(hdr));
 	int rx = name == TLS_RX;
 	enum ktls_cipher kc = ktls_cipher_by_kernel_type(hdr.cipher_type);
-	atomic_fetch_or(&e->flags,
-			KTLS_FD_TLS | (rx ? KTLS_FD_RX_TRIED : KTLS_FD_TX_TRIED));
+	ktls_fd_set_tls(e, rx ? KTLS_FD_RX_TRIED : KTLS_FD_TX_TRIED);
 	if (!(ktls_cfg.directions & (rx ? KTLS_DIR_RX : KTLS_DIR_TX)) ||
 	    !(ktls_cfg.versions & ktls_version_bit(hdr.version)) ||
 	    kc == KTLS_CIPHER_NONE || !(ktls_cfg.ciphers & KTLS_CIPHER_BIT(kc))) {

@@ -288,8 +288,7 @@ void ktls_sess_handshake_done(SSL *s, int from_cb)
 	}
 	struct ktls_fd *e = ktls_fd_get(fd);
 	/* Whoever sets FINAL first does the check: no lock on this path. */
-	if (e && !(atomic_fetch_or(&e->flags, KTLS_FD_FINAL | KTLS_FD_TLS) &
-		   KTLS_FD_FINAL))
+	if (e && !(ktls_fd_set_tls(e, KTLS_FD_FINAL) & KTLS_FD_FINAL))
 		finalize(s, fd, e, from_cb);
 }
 

@@ -25,9 +25,8 @@ void ktls_session_publish(int fd, struct ktls_fd *e, uint16_t version,
 		atomic_store(&e->cipher_type, (uint16_t)ct);
 		atomic_store(&e->tx_reason, (uint8_t)r[0]);
 		atomic_store(&e->rx_reason, (uint8_t)r[1]);
-		atomic_fetch_or(&e->flags, KTLS_FD_TLS | extra_flags |
-						   (tx ? KTLS_FD_TX : 0) |
-						   (rx ? KTLS_FD_RX : 0));
+		ktls_fd_set_tls(e, extra_flags | (tx ? KTLS_FD_TX : 0) |
+				       (rx ? KTLS_FD_RX : 0));
 	}
 	ktls_stats_session(r[0], r[1]);
 	if (e && (tx || rx))

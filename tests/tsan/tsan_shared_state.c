@@ -89,7 +89,7 @@ static void *worker(void *arg)
 		}
 		/* A thread's own fd: tracked, counted, closed, again. */
 		struct ktls_fd *mine = ktls_fd_get(own);
-		atomic_store(&mine->flags, KTLS_FD_TLS | KTLS_FD_TX);
+		ktls_fd_set_tls(mine, KTLS_FD_TX);
 		ktls_fd_count(mine, KTLS_IO_WRITE, 1);
 		ktls_fd_close(own, mine);
 		if (plant)
@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 	}
 	for (int fd = 3; fd < 3 + SHARED_FDS; fd++) {
 		struct ktls_fd *e = ktls_fd_get(fd);
-		atomic_store(&e->flags, KTLS_FD_TLS | KTLS_FD_TX | KTLS_FD_RX);
+		ktls_fd_set_tls(e, KTLS_FD_TX | KTLS_FD_RX);
 		/* A budget the threads run out of together. */
 		atomic_store(&e->tx_key_limit, 50000);
 	}

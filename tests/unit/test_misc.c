@@ -214,3 +214,48 @@ Test(fdtab, reset_zeroes)
 	cr_assert_null(ktls_fd_tracked(5));
 	cr_assert_eq(ktls_fd_tracked(6), n);
 }
+
+/* The hooks' map (interpose/hooks_libc.c): set with KTLS_FD_TLS, cleared by
+ * reset, one byte per trackable fd; other fds share a byte and get the
+ * exact test. */
+Test(fdtab, map_follows_tls_flag)
+{
+	cr_assert_eq(ktls_fdtab_init(1024), 0);
+	struct ktls_fd *e = ktls_fd_get(7);
+	cr_assert_eq(ktls_fd_maybe_tracked(7), 0, "a new table: all clear");
+	atomic_fetch_or(&e->flags, KTLS_FD_ULP);
+	uint32_t old = ktls_fd_set_tls(e, KTLS_FD_TX);
+	cr_assert_eq(old, KTLS_FD_ULP, "returns the flags before");
+	cr_assert_eq(atomic_load(&e->flags),
+		     KTLS_FD_ULP | KTLS_FD_TLS | KTLS_FD_TX);
+	cr_assert_neq(ktls_fd_maybe_tracked(7), 0);
+	cr_assert_eq(ktls_fd_maybe_tracked(6), 0, "neighbours left alone");
+	cr_assert_eq(ktls_fd_maybe_tracked(8), 0);
+	cr_assert_eq(ktls_fd_untracked(7), 0);
+	/* Beyond the table (and < 0): the same byte as some trackable fd,
+	 * but the exact test says untracked. */
+	cr_assert_neq(ktls_fd_maybe_tracked(7 + KTLS_MAX_TRACKED_FDS), 0);
+	cr_assert_eq(ktls_fd_untracked(7 + KTLS_MAX_TRACKED_FDS), 1);
+	cr_assert_eq(ktls_fd_maybe_tracked(-1),
+		     ktls_fd_maybe_tracked(KTLS_FDMAP_MASK));
+	cr_assert_eq(ktls_fd_untracked(-1), 1);
+	ktls_fd_reset(e);
+	cr_assert_eq(ktls_fd_maybe_tracked(7), 0, "reset clears the byte");
+	cr_assert_eq(ktls_fd_untracked(7), 1);
+	/* An entry outside the table is not the table's to mark. */
+	struct ktls_fd local = { 0 };
+	ktls_fd_set_tls(&local, 0);
+	ktls_fd_reset(&local);
+	cr_assert_eq(atomic_load(&local.flags), 0);
+}
+
+Test(fdtab, table_clamped_to_map)
+{
+	cr_assert_eq(ktls_fdtab_init((size_t)KTLS_MAX_TRACKED_FDS * 4), 0);
+	cr_assert_eq(atomic_load(&ktls_fdt.size), KTLS_MAX_TRACKED_FDS);
+	struct ktls_fd *last = ktls_fd_get(KTLS_FDMAP_MASK);
+	ktls_fd_set_tls(last, 0);
+	cr_assert_neq(ktls_fd_maybe_tracked(KTLS_FDMAP_MASK), 0);
+	cr_assert_eq(ktls_fd_maybe_tracked(0), 0);
+	cr_assert_null(ktls_fd_get(KTLS_MAX_TRACKED_FDS));
+}
