@@ -52,7 +52,9 @@ static void check_libssl(void)
 			   ? "TLS 1.2 TX+RX and TLS 1.3 TX by OpenSSL, TLS 1.3 "
 			     "RX by the shim's engine (kernels that rekey, or "
 			     "tls13_rx_without_rekey)"
-			   : "TLS 1.2 and 1.3 TX+RX by OpenSSL itself");
+			   : "TLS 1.2 and 1.3 TX+RX by OpenSSL itself, TLS 1.3 "
+			     "RX where the kernel rekeys (or "
+			     "tls13_rx_without_rekey)");
 	dlclose(h);
 }
 

@@ -62,6 +62,7 @@ void ktls_fd_reset(struct ktls_fd *e)
 	atomic_store(&e->keys, 0);
 	atomic_store(&e->tx_key_bytes, 0);
 	atomic_store(&e->tx_key_limit, 0);
+	atomic_store(&e->sock_cookie, 0);
 	/* A ktls_fd_set_tls() on the same fd racing this one (a program
 	 * closing a socket another thread is handshaking on) must not end
 	 * with the flag set and the byte clear, where the hooks would stop

@@ -52,6 +52,9 @@ struct ktls_fd {
 	/* TLS 1.3 TX: bytes under the current key, and after how many the
 	 * shim sends a KeyUpdate (0: never). */
 	_Atomic uint64_t tx_key_bytes, tx_key_limit;
+	/* SO_COOKIE of the socket whose ULP was last asked for (0: unknown):
+	 * tells a library's retry at a key change from a new socket. */
+	_Atomic uint64_t sock_cookie;
 };
 
 /* Sockets with higher numbers are left alone (the table holds no more), so

@@ -28,6 +28,36 @@
 #include "session/fd.h"
 #include "tls/record.h"
 
+static uint64_t socket_cookie(int fd)
+{
+	uint64_t c = 0;
+	socklen_t n = sizeof(c);
+	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &n) == 0 ? c : 0;
+}
+
+/*
+ * OpenSSL asks for the ULP again before each direction's keys: EEXIST is
+ * the same session. 3.2+ also asks at every key change after the
+ * handshake, where the ULP may have failed the first time (a kernel
+ * without tls): the same socket (SO_COOKIE) and a settled session is that
+ * retry, not a new session (one connection with 3 KeyUpdates counted 4
+ * sessions before). Anything else starts a new one, and whatever an
+ * earlier socket with this number left is stale.
+ */
+static void ulp_asked(int fd, struct ktls_fd *e, int rc, int err)
+{
+	if (err == EEXIST)
+		return;
+	uint64_t c = socket_cookie(fd);
+	if (c && c == atomic_load(&e->sock_cookie) &&
+	    (atomic_load(&e->flags) & KTLS_FD_FINAL))
+		return;
+	ktls_fd_reset(e);
+	atomic_store(&e->ulp_err, ktls_errno8(err));
+	atomic_store(&e->sock_cookie, c);
+	ktls_fd_set_tls(e, KTLS_FD_ULP_TRIED | (rc == 0 ? KTLS_FD_ULP : 0));
+}
+
 int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 			 socklen_t len)
 {
@@ -49,15 +79,7 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 			return KTLS_REAL(setsockopt)(fd, level, name, val, len);
 		rc = KTLS_REAL(setsockopt)(fd, level, name, val, len);
 		err = rc ? errno : 0;
-		/* OpenSSL asks again before each direction's keys: EEXIST
-		 * is the same session. Anything else starts a new one, and
-		 * whatever an earlier socket with this number left is stale. */
-		if (err != EEXIST) {
-			ktls_fd_reset(e);
-			atomic_store(&e->ulp_err, ktls_errno8(err));
-			ktls_fd_set_tls(e, KTLS_FD_ULP_TRIED |
-					       (rc == 0 ? KTLS_FD_ULP : 0));
-		}
+		ulp_asked(fd, e, rc, err);
 		errno = err;
 		return rc;
 	}

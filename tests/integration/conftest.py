@@ -7,6 +7,7 @@ the kernel under us must do: "kernel" (kTLS present: sessions must move) or
 runner sets "kernel", so a VM that lost kTLS fails instead of skipping.
 """
 import hashlib
+import json
 import os
 import re
 import select
@@ -31,6 +32,7 @@ PY = "/usr/bin/python3"  # Debian's, linked against the system libssl
 PY_VER = subprocess.run(
     [PY, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
     capture_output=True, text=True, check=True).stdout.strip()
+PY_VERSION = tuple(int(x) for x in PY_VER.split("."))
 # The libssl the test programs (tls_xfer, Debian's openssl and python3)
 # link: the system's, as (major, minor). 3.2+ moves TLS 1.3 RX and gives
 # the kernel each KeyUpdate's next key itself; the shim's engine and its
@@ -39,6 +41,22 @@ OSSL = tuple(int(x) for x in subprocess.run(
     [PY, "-c", "import ssl; print('%d %d' % ssl.OPENSSL_VERSION_INFO[:2])"],
     capture_output=True, text=True, check=True).stdout.split())
 OSSL_REKEYS = OSSL >= (3, 2)
+
+
+def _build_option(name):
+    try:
+        with open(os.path.join(BUILD, "meson-info",
+                               "intro-buildoptions.json")) as f:
+            return {o["name"]: o["value"] for o in json.load(f)}.get(name)
+    except (OSError, ValueError):
+        return None
+
+
+# A build made without eBPF on purpose (-Dbpf=disabled: the Debian 13 root
+# of tests/vm/ktls-userland leaves clang, bpftool and libbpf out) has no
+# ktls-shim-stats: the cases that need it (marker needs_bpf) are
+# deselected there. Any other build without it fails them.
+BPF_DISABLED = _build_option("bpf") == "disabled"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -205,6 +223,9 @@ def pytest_configure(config):
         "markers", "kernel_cannot_rekey: runs only where kTLS is there and "
         "cannot rekey (6.1); deselected elsewhere, never skipped")
     config.addinivalue_line(
+        "markers", "needs_bpf: needs ktls-shim-stats (-Dbpf); deselected "
+        "in a build made with -Dbpf=disabled, failed in any other without")
+    config.addinivalue_line(
         "markers", "openssl_30_record_layer(why): the shim's engine or its "
         "record layer at work, which need OpenSSL 3.0/3.1's record layer; "
         "deselected over 3.2+, where such sessions stay in userspace (one "
@@ -301,7 +322,8 @@ def pytest_collection_modifyitems(config, items):
             "kernel_cannot_rekey")
         rl30_only = OSSL_REKEYS and item.get_closest_marker(
             "openssl_30_record_layer")
-        (drop if dup or host_only or no_rekey_only or rl30_only
+        no_bpf = BPF_DISABLED and item.get_closest_marker("needs_bpf")
+        (drop if dup or host_only or no_rekey_only or rl30_only or no_bpf
          else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

@@ -19,9 +19,10 @@ STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
 LINE_RE = re.compile(r"^(ok|warn|FAIL|info) +([a-z0-9-]+) +(\S.*)$")
 
 # Under the project's runner (KTLS_REQUIRE_ALL=1) a missing tool fails.
-pytestmark = pytest.mark.skipif(not os.path.exists(STATS) and not REQUIRE_ALL,
-                                reason="built without -Dbpf (no "
-                                       "ktls-shim-stats)")
+pytestmark = [
+    pytest.mark.needs_bpf,
+    pytest.mark.skipif(not os.path.exists(STATS) and not REQUIRE_ALL,
+                       reason="built without -Dbpf (no ktls-shim-stats)")]
 
 
 def check(argv=None, **env_extra):

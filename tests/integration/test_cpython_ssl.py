@@ -37,6 +37,17 @@ def plain_run(workdir):
 # the shim's engine for every direction (keys, sequence numbers, message
 # callback chained in front of the tests' own msg_callback tests). For CI's
 # time, shim only on the kernel where it moves every direction (6.14+).
+#
+# Known differences, per OpenSSL version; each must still differ (a fix
+# flips it to a failure, so the list gets updated):
+# - 3.2+, test_psk's wrong-PSK handshake: OpenSSL's own kTLS moves a TLS
+#   1.2 server's RX at the client's ChangeCipherSpec, so the kernel reads
+#   the Finished that does not decrypt; after that decrypt error the
+#   kernel fails the socket's sends, OpenSSL's alert cannot go out, and
+#   the client sees a reset (ConnectionResetError) where it expects the
+#   alert (SSLError). The handshake fails either way; no byte is taken.
+KNOWN = ({"test_psk (test.test_ssl.ThreadedTests.test_psk)"}
+         if OSSL_REKEYS and KERNEL else set())
 @pytest.mark.parametrize("engine", ["auto", "shim"]
                          if REKEY and not OSSL_REKEYS else ["auto"])
 def test_cpython_test_ssl_same_results(engine, shim_config, workdir,
@@ -46,8 +57,10 @@ def test_cpython_test_ssl_same_results(engine, shim_config, workdir,
                    KTLS_SHIM_ENGINE=engine)
     rc1, bad1, n1, out = run_test_ssl(env, workdir, "shimmed")
     assert n1 == n0
-    assert bad1 == bad0, (sorted(bad1 - bad0), sorted(bad0 - bad1))
-    assert rc1 == rc0, out[-3000:]
+    assert bad1 - KNOWN == bad0 - KNOWN, (sorted(bad1 - bad0),
+                                          sorted(bad0 - bad1))
+    assert KNOWN <= bad1 - bad0, f"fixed? {sorted(KNOWN - (bad1 - bad0))}"
+    assert rc1 == rc0 or KNOWN, out[-3000:]
     summ = shim_summary(out)
     assert summ["sessions"] >= 100, summ
     if KERNEL:

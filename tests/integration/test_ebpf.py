@@ -41,10 +41,10 @@ CTRL = FINISHED + CLOSE_NOTIFY
 
 # Under the project's runner (KTLS_REQUIRE_ALL=1; its builds have
 # -Dbpf=enabled) a missing tool fails, never skips.
-pytestmark = pytest.mark.skipif(not os.path.exists(STATS)
-                                and not REQUIRE_ALL,
-                                reason="built without -Dbpf (no clang/"
-                                       "bpftool/libbpf)")
+pytestmark = [
+    pytest.mark.needs_bpf,
+    pytest.mark.skipif(not os.path.exists(STATS) and not REQUIRE_ALL,
+                       reason="built without -Dbpf (no clang/bpftool/libbpf)")]
 
 SOCK_FIELDS = {"tx_bytes", "tx_calls", "tx_sw_bytes", "tx_device_bytes",
                "tx_sendpage_bytes", "tx_ctrl_bytes", "tx_errors", "rx_bytes",

@@ -63,8 +63,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BUILD, GXFER, KERNEL, NO_KTLS_PRELOAD, REKEY,
-                      REQUIRE_ALL, XFER, Proc, delta, make_file, parse_conns,
+from conftest import (BPF_DISABLED, BUILD, GXFER, KERNEL, NO_KTLS_PRELOAD,
+                      OSSL_REKEYS, REKEY, REQUIRE_ALL, XFER, Proc, delta, make_file, parse_conns,
                       plain_env, shim_env, shim_sessions, tls_stat)
 
 FAULT_SHIM = os.path.join(BUILD, "shim", "libktls-shim-fault.so")
@@ -473,6 +473,14 @@ def test_faults(certs, shim_config, payload):
     only = os.environ.get("KTLS_FAULT_SCENARIOS")
     if only:
         cases = [c for c in cases if c[3] in only.split(",")]
+    if BPF_DISABLED:  # no ktls-shim-stats to load the eBPF program with
+        cases = [c for c in cases if not c[0].startswith("bpf_")]
+    # The OpenSSL scenarios' points and outcomes are OpenSSL 3.0/3.1's
+    # paths (the shim's engine, its record layer): over 3.2+, whose own
+    # kTLS the shim only polices, the GnuTLS scenarios run (issue 15 has
+    # the 3.2+ table as open work).
+    if OSSL_REKEYS:
+        cases = [c for c in cases if c[3] in GNUTLS]
     scen = sorted({c[3] for c in cases})
     need_bpf = any(c[0].startswith("bpf_") for c in cases)
     if need_bpf:

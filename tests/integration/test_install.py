@@ -99,6 +99,7 @@ def at(destdir, name):
     return d + dst, dst
 
 
+@pytest.mark.needs_bpf  # ktls-shim-stats is installed with -Dbpf only
 def test_installed_ktls_run_points_at_the_installed_files(destdir):
     run, _ = at(destdir, "bin/ktls-run")
     _, shim = at(destdir, "libktls-shim.so")
@@ -151,6 +152,7 @@ def test_pkg_config(destdir):
     assert pkgconf("--libs") == ""
 
 
+@pytest.mark.needs_bpf  # the Prometheus units run ktls-shim-stats
 def test_systemd_examples_name_the_installed_files(destdir):
     d, installed = destdir
     _, shim = at(destdir, "libktls-shim.so")
@@ -163,8 +165,9 @@ def test_systemd_examples_name_the_installed_files(destdir):
     assert "\nOnUnitActiveSec=1min\n" in timer
 
 
-MAN_PAGES = ["ktls-run.1", "ktls-shim-stats.8", "ktls-preload.conf.5",
-             "libktls-shim.7"]
+MAN_PAGES = ["ktls-run.1",
+             pytest.param("ktls-shim-stats.8", marks=pytest.mark.needs_bpf),
+             "ktls-preload.conf.5", "libktls-shim.7"]
 
 
 def render_man(path):

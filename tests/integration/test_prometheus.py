@@ -18,9 +18,10 @@ from conftest import BUILD, KERNEL, REQUIRE_ALL, free_port, tls_stat, wait_port
 STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
 PINNED = "/sys/fs/bpf/ktls-shim/sockets"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(STATS) and not REQUIRE_ALL,
-                                reason="built without -Dbpf (no "
-                                       "ktls-shim-stats)")
+pytestmark = [
+    pytest.mark.needs_bpf,
+    pytest.mark.skipif(not os.path.exists(STATS) and not REQUIRE_ALL,
+                       reason="built without -Dbpf (no ktls-shim-stats)")]
 
 
 def stats(*args):
