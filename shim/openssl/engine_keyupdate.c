@@ -50,8 +50,7 @@ void ktls_engine_key_update_due(SSL *s, int fd, struct ktls_fd *e,
 {
 	if (!(atomic_fetch_and(&e->flags, ~(uint32_t)KTLS_FD_REKEY_DUE) &
 	      KTLS_FD_REKEY_DUE) ||
-	    !(ktls_engine_tx_rekey_ready(e) ||
-	      ktls_sess_lib_follows_tx_rekey()))
+	    !ktls_sess_tx_rekey_ok(e))
 		return;
 	if (key_update(s, SSL_KEY_UPDATE_NOT_REQUESTED) != 1) {
 		/* A write waiting for its retry: next time. */

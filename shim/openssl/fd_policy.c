@@ -121,14 +121,6 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 	return rc;
 }
 
-/* Why a TX key in the kernel cannot be followed by the next one. */
-static const char *not_rekeyable(void)
-{
-	return ktls_ossl.rekeys_itself
-		       ? "this kernel cannot take the next TX key (6.14+ can)"
-		       : "OpenSSL 3.0 cannot give the kernel the next TX key";
-}
-
 static int is_key_update(struct ktls_fd *e, const struct msghdr *m)
 {
 	uint32_t f = atomic_load(&e->flags);
@@ -153,12 +145,11 @@ int ktls_sess_sendmsg_refused(int fd, struct ktls_fd *e, const struct msghdr *m)
 {
 	if (ktls_fd_send_refused(e))
 		return 1;
-	if (!is_key_update(e, m) || ktls_engine_tx_rekey_ready(e) ||
-	    ktls_sess_lib_follows_tx_rekey())
+	if (!is_key_update(e, m) || ktls_sess_tx_rekey_ok(e))
 		return 0;
 	ktls_err("fd=%d: TLS 1.3 KeyUpdate: %s; failing this connection "
 		 "rather than sending under a stale key",
-		 fd, not_rekeyable());
+		 fd, ktls_sess_tx_rekey_why_not());
 	atomic_fetch_or(&e->flags, KTLS_FD_POISONED);
 	return ktls_fd_send_refused(e);
 }

@@ -20,6 +20,7 @@
 #include "kernel/probe.h"
 #include "kernel/uapi.h"
 #include "openssl/bind.h"
+#include "openssl/engine.h"
 #include "session/keyupdate.h"
 #include "tls/record.h"
 
@@ -33,9 +34,21 @@ enum ktls_reason ktls_sess_lib_rx_gate(uint16_t version)
 	return ktls_ku_rx_gate(version, 1);
 }
 
-int ktls_sess_lib_follows_tx_rekey(void)
+static int lib_follows_tx_rekey(void)
 {
 	return ktls_ossl.rekeys_itself && ktls_kernel_can_rekey();
+}
+
+int ktls_sess_tx_rekey_ok(struct ktls_fd *e)
+{
+	return ktls_engine_tx_rekey_ready(e) || lib_follows_tx_rekey();
+}
+
+const char *ktls_sess_tx_rekey_why_not(void)
+{
+	return ktls_ossl.rekeys_itself
+		       ? "this kernel cannot take the next TX key (6.14+ can)"
+		       : "OpenSSL 3.0 cannot give the kernel the next TX key";
 }
 
 struct reinstall {
@@ -61,7 +74,7 @@ int ktls_sess_lib_rekey(int fd, int name, const void *val, socklen_t len)
 
 void ktls_sess_lib_tx_budget(struct ktls_fd *e, enum ktls_cipher kc)
 {
-	if (ktls_sess_lib_follows_tx_rekey() &&
+	if (lib_follows_tx_rekey() &&
 	    atomic_load(&e->version) == KTLS_TLS13 &&
 	    (atomic_load(&e->flags) & KTLS_FD_TX))
 		atomic_store(&e->tx_key_limit, ktls_policy_tx_key_budget(kc));

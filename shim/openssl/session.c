@@ -182,14 +182,11 @@ int ktls_sess_key_update_ok(SSL *s)
 	 * way it already has, not with a new error from here. */
 	if (!e || !(f & KTLS_FD_TX) || (f & KTLS_FD_POISONED) ||
 	    atomic_load(&e->version) != KTLS_TLS13 ||
-	    ktls_engine_tx_rekey_ready(e) || ktls_sess_lib_follows_tx_rekey())
+	    ktls_sess_tx_rekey_ok(e))
 		return 1;
 	ktls_warn("fd=%d: refusing SSL_key_update: the kernel holds the TX "
 		  "key and %s",
-		  fd,
-		  ktls_ossl.rekeys_itself
-			  ? "cannot take the next one (6.14+ can)"
-			  : "OpenSSL 3.0 cannot hand it the next one");
+		  fd, ktls_sess_tx_rekey_why_not());
 	return 0;
 }
 

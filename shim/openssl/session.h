@@ -60,8 +60,11 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 /* OpenSSL 3.2+ (lib_rekey.c). Whether it may move TLS 1.3 RX here:
  * KTLS_R_MOVED, or why not (its TLS_RX setsockopt is then refused). */
 enum ktls_reason ktls_sess_lib_rx_gate(uint16_t version);
-/* Whether it gives the kernel the next TX key after a KeyUpdate. */
-int ktls_sess_lib_follows_tx_rekey(void);
+/* Whether a TLS 1.3 KeyUpdate may go out on this TX-in-kernel fd: the
+ * kernel gets the next key from the shim's engine (3.0/3.1) or from
+ * OpenSSL 3.2+ itself (6.14+). If not, why not, for the error lines. */
+int ktls_sess_tx_rekey_ok(struct ktls_fd *e);
+const char *ktls_sess_tx_rekey_why_not(void);
 /* Its setsockopt(name) on a direction already moved: a rekey. */
 int ktls_sess_lib_rekey(int fd, int name, const void *val, socklen_t len);
 /* 1 when SSL_set_read_ahead(s, yes) must be ignored: 3.2+'s kTLS record
