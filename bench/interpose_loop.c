@@ -1,8 +1,8 @@
 /*
  * The calls the shim interposes, on file descriptors that are not TLS
  * sockets, in a loop: what every preloaded program pays on its ordinary I/O.
- *   interpose_loop read|close|sendfile|write|sendmsg|recvmsg N [time]
- * sendmsg and recvmsg use a UNIX socket pair whose other end is served by
+ *   interpose_loop read|close|sendfile|write|sendmsg|recvmsg|send|recv N [time]
+ * sendmsg, recvmsg, send and recv use a UNIX socket pair whose other end is served by
  * raw system calls, which the shim does not see.
  * With "time", prints the loop's own wall time per call (ns) on stdout:
  * bench/run-bench uses it for wall-time ratios (start-up not included).
@@ -22,7 +22,8 @@ int main(int argc, char **argv)
 {
 	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "time"))) {
 		fprintf(stderr, "usage: interpose_loop "
-				"read|close|sendfile|write|sendmsg|recvmsg N "
+				"read|close|sendfile|write|sendmsg|recvmsg|"
+				"send|recv N "
 				"[time]\n");
 		return 2;
 	}
@@ -55,6 +56,14 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[1], "recvmsg")) {
 			if (syscall(SYS_write, sp[1], b, 1) != 1 ||
 			    recvmsg(sp[0], &m, 0) != 1)
+				return 1;
+		} else if (!strcmp(argv[1], "send")) {
+			if (send(sp[0], b, 1, 0) != 1 ||
+			    syscall(SYS_read, sp[1], b, 1) != 1)
+				return 1;
+		} else if (!strcmp(argv[1], "recv")) {
+			if (syscall(SYS_write, sp[1], b, 1) != 1 ||
+			    recv(sp[0], b, 1, 0) != 1)
 				return 1;
 		} else if (!strcmp(argv[1], "sendfile")) {
 			off_t off = 0;

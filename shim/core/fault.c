@@ -222,6 +222,16 @@ static ssize_t f_sendfile64(int o, int i, off_t *off, size_t n)
 	FAIL_IF(tracked(o), FP_SENDFILE);
 	return next.sendfile64(o, i, off, n);
 }
+static ssize_t f_send(int fd, const void *b, size_t n, int fl)
+{
+	FAIL_IF(tracked(fd), FP_WRITE);
+	return next.send(fd, b, n, fl);
+}
+static ssize_t f_recv(int fd, void *b, size_t n, int fl)
+{
+	FAIL_IF(tracked(fd), FP_READ);
+	return next.recv(fd, b, n, fl);
+}
 static int f_setsockopt(int fd, int l, int n, const void *v, socklen_t len)
 {
 	int e = ktls_fault_sockopt(1, l, n);
@@ -234,7 +244,7 @@ static int f_setsockopt(int fd, int l, int n, const void *v, socklen_t len)
 
 /* close() is left alone: the shim only forwards the program's own. A new
  * member of struct ktls_real must be wrapped here or exempted here. */
-_Static_assert(sizeof(struct ktls_real) == 9 * sizeof(void *),
+_Static_assert(sizeof(struct ktls_real) == 11 * sizeof(void *),
 	       "struct ktls_real changed: wrap the new call in fault.c");
 
 void ktls_fault_wrap_real(struct ktls_real *r)
@@ -248,6 +258,8 @@ void ktls_fault_wrap_real(struct ktls_real *r)
 	r->sendfile = f_sendfile;
 	r->sendfile64 = f_sendfile64;
 	r->setsockopt = f_setsockopt;
+	r->send = f_send;
+	r->recv = f_recv;
 }
 
 /* ---- the shim's own allocations (-Wl,--wrap=malloc,--wrap=calloc) ---- */

@@ -48,6 +48,15 @@ static ssize_t sys_recvmsg(int fd, struct msghdr *m, int f)
 	return syscall(SYS_recvmsg, fd, m, f);
 }
 
+static ssize_t sys_send(int fd, const void *b, size_t n, int f)
+{
+	return syscall(SYS_sendto, fd, b, n, f, NULL, 0);
+}
+static ssize_t sys_recv(int fd, void *b, size_t n, int f)
+{
+	return syscall(SYS_recvfrom, fd, b, n, f, NULL, NULL);
+}
+
 /* The stubs the table starts with: bind, then go on to the real call. */
 static ssize_t lazy_read(int fd, void *b, size_t n)
 {
@@ -95,10 +104,22 @@ static ssize_t lazy_recvmsg(int fd, struct msghdr *m, int f)
 	return KTLS_REAL(recvmsg)(fd, m, f);
 }
 
+static ssize_t lazy_send(int fd, const void *b, size_t n, int f)
+{
+	ktls_real_bind();
+	return KTLS_REAL(send)(fd, b, n, f);
+}
+static ssize_t lazy_recv(int fd, void *b, size_t n, int f)
+{
+	ktls_real_bind();
+	return KTLS_REAL(recv)(fd, b, n, f);
+}
+
 struct ktls_real ktls_real = {
 	lazy_read,	 lazy_read_chk, lazy_close,
 	lazy_sendfile,	 lazy_sendfile64, lazy_setsockopt,
 	lazy_sendmsg,	 lazy_write,	lazy_recvmsg,
+	lazy_send,	 lazy_recv,
 };
 
 #define BIND(field, name, fallback)                                           \
@@ -122,6 +143,8 @@ static void bind_all(void)
 	BIND(sendmsg, "sendmsg", sys_sendmsg);
 	BIND(write, "write", sys_write);
 	BIND(recvmsg, "recvmsg", sys_recvmsg);
+	BIND(send, "send", sys_send);
+	BIND(recv, "recv", sys_recv);
 #ifdef KTLS_FAULT
 	ktls_fault_wrap_real(&t);
 #endif
@@ -134,6 +157,8 @@ static void bind_all(void)
 	PUBLISH(sendmsg);
 	PUBLISH(write);
 	PUBLISH(recvmsg);
+	PUBLISH(send);
+	PUBLISH(recv);
 	atomic_store_explicit(&ktls_real_ready, 1, memory_order_release);
 	errno = saved;
 }

@@ -22,6 +22,8 @@ struct ktls_real {
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	ssize_t (*write)(int, const void *, size_t);
 	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*recv)(int, void *, size_t, int);
 };
 
 /* Each member starts as a stub that binds the whole table and then calls

@@ -37,6 +37,7 @@ static const char *const names[KTLS_R_COUNT] = {
 	[KTLS_R_XPORT_TWO_FDS] = "transport-two-fds",
 	[KTLS_R_XPORT_UNSEEN] = "transport-unseen",
 	[KTLS_R_XPORT_OTHER_READER] = "transport-other-reader",
+	[KTLS_R_OWN_BIO_NOT_MOVED] = "own-bio-not-moved",
 };
 
 const char *ktls_reason_name(enum ktls_reason r)

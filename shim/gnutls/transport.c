@@ -110,7 +110,9 @@ static ssize_t watched_pull(gnutls_transport_ptr_t p, void *d, size_t n)
 }
 
 /* Worth watching: the program's own push and pull, no decision yet, the
- * config willing, and nothing already disproven. */
+ * config willing, and nothing disproven yet, or the socket still unknown
+ * (the verdict names it: a queueing transport's first push writes
+ * nothing, its socket shows only in a later call). */
 static int watchable(struct ktls_gts *g)
 {
 	unsigned st = atomic_load(&g->st);
@@ -124,7 +126,7 @@ static int watchable(struct ktls_gts *g)
 			return 0;
 		ktls_xw_init(g->xw, NULL);
 	}
-	return g->xw->verdict == KTLS_R_MOVED;
+	return g->xw->verdict == KTLS_R_MOVED || g->xw->fd < 0;
 }
 
 static void set_functions(struct ktls_gts *g, int ours)

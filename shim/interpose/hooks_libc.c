@@ -24,6 +24,7 @@
 #include "openssl/session.h"
 #include "session/fd.h"
 #include "session/xwatch.h"
+#include "interpose/hooks.h"
 #include "tls/record.h"
 
 #define SLOW static __attribute__((noinline))
@@ -89,6 +90,31 @@ SLOW ssize_t slow_write(int fd, const void *buf, size_t count)
 	if (n > 0)
 		ktls_fd_count(e, KTLS_IO_WRITE, (size_t)n);
 	return n;
+}
+
+/* send() and recv() on a moved socket are write() and read() with flags:
+ * counted, and send() refused on a poisoned one. */
+SLOW ssize_t slow_send(int fd, const void *buf, size_t count, int flags)
+{
+	if (ktls_fd_untracked(fd))
+		return KTLS_REAL(send)(fd, buf, count, flags);
+	struct ktls_fd *e = ktls_fd_get(fd);
+	if (ktls_fd_send_refused(e))
+		return -1;
+	ssize_t n = KTLS_REAL(send)(fd, buf, count, flags);
+	if (n > 0)
+		ktls_fd_count(e, KTLS_IO_WRITE, (size_t)n);
+	return n;
+}
+
+SLOW ssize_t slow_recv(int fd, void *buf, size_t count, int flags)
+{
+	if (ktls_fd_untracked(fd))
+		return KTLS_REAL(recv)(fd, buf, count, flags);
+	struct ktls_fd *e = ktls_fd_get(fd);
+	ssize_t n = KTLS_REAL(recv)(fd, buf, count, flags);
+	/* MSG_PEEK takes nothing: nothing to count. */
+	return (flags & MSG_PEEK) ? n : counted_read(e, n);
 }
 
 SLOW ssize_t slow_recvmsg(int fd, struct msghdr *msg, int flags)
@@ -158,28 +184,42 @@ static int on_setsockopt(int fd, int level, int name, const void *val,
 #define UNTRACKED(fd)                                                         \
 	(AFTER_ENTRY(), __builtin_expect(!ktls_fd_maybe_tracked(fd), 1))
 
-static ssize_t on_read(int fd, void *buf, size_t count)
+ssize_t ktls_on_read(int fd, void *buf, size_t count)
 {
 	if (UNTRACKED(fd))
 		return KTLS_REAL(read)(fd, buf, count);
 	return slow_read(fd, buf, count);
 }
 
-static ssize_t on_read_chk(int fd, void *buf, size_t count, size_t buflen)
+ssize_t ktls_on_read_chk(int fd, void *buf, size_t count, size_t buflen)
 {
 	if (UNTRACKED(fd))
 		return KTLS_REAL(read_chk)(fd, buf, count, buflen);
 	return slow_read_chk(fd, buf, count, buflen);
 }
 
-static ssize_t on_write(int fd, const void *buf, size_t count)
+ssize_t ktls_on_write(int fd, const void *buf, size_t count)
 {
 	if (UNTRACKED(fd))
 		return KTLS_REAL(write)(fd, buf, count);
 	return slow_write(fd, buf, count);
 }
 
-static ssize_t on_recvmsg(int fd, struct msghdr *msg, int flags)
+ssize_t ktls_on_send(int fd, const void *buf, size_t count, int flags)
+{
+	if (UNTRACKED(fd))
+		return KTLS_REAL(send)(fd, buf, count, flags);
+	return slow_send(fd, buf, count, flags);
+}
+
+ssize_t ktls_on_recv(int fd, void *buf, size_t count, int flags)
+{
+	if (UNTRACKED(fd))
+		return KTLS_REAL(recv)(fd, buf, count, flags);
+	return slow_recv(fd, buf, count, flags);
+}
+
+ssize_t ktls_on_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	if (UNTRACKED(fd))
 		return KTLS_REAL(recvmsg)(fd, msg, flags);
@@ -209,90 +249,11 @@ static ssize_t on_sendfile64(int out_fd, int in_fd, off_t *offset,
 	return slow_sendfile64(out_fd, in_fd, offset, count);
 }
 
-static ssize_t on_sendmsg(int fd, const struct msghdr *msg, int flags)
+ssize_t ktls_on_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	if (UNTRACKED(fd))
 		return KTLS_REAL(sendmsg)(fd, msg, flags);
 	return slow_sendmsg(fd, msg, flags);
-}
-
-/*
- * The watch_* hooks, only while a program's own TLS transport is being
- * proven somewhere in the process (session/xwatch.h: a handshake under
- * way): the on_* hook, then what the call carried, to this thread's watch.
- * errno is the call's, whatever the watch does.
- */
-static void report_sent(int fd, const struct iovec *iov, int n, ssize_t r,
-			int flags)
-{
-	struct ktls_xwatch *w = ktls_xw_current();
-	if (!w)
-		return;
-	int e = errno;
-	ktls_xw_sent(w, fd, iov, n, r, flags);
-	errno = e;
-}
-
-static void report_received(int fd, const struct iovec *iov, int n,
-			    ssize_t r, int flags)
-{
-	struct ktls_xwatch *w = ktls_xw_current();
-	if (!w)
-		return;
-	int e = errno;
-	ktls_xw_received(w, fd, iov, n, r, flags);
-	errno = e;
-}
-
-static void before_read(int fd)
-{
-	struct ktls_xwatch *w = ktls_xw_current();
-	if (w) {
-		int e = errno;
-		ktls_xw_before_read(w, fd);
-		errno = e;
-	}
-}
-
-static ssize_t watch_write(int fd, const void *buf, size_t count)
-{
-	ssize_t n = on_write(fd, buf, count);
-	struct iovec v = { (void *)buf, count };
-	report_sent(fd, &v, 1, n, 0);
-	return n;
-}
-
-static ssize_t watch_sendmsg(int fd, const struct msghdr *msg, int flags)
-{
-	ssize_t n = on_sendmsg(fd, msg, flags);
-	report_sent(fd, msg->msg_iov, (int)msg->msg_iovlen, n, flags);
-	return n;
-}
-
-static ssize_t watch_read(int fd, void *buf, size_t count)
-{
-	before_read(fd);
-	ssize_t n = on_read(fd, buf, count);
-	struct iovec v = { buf, count };
-	report_received(fd, &v, 1, n, 0);
-	return n;
-}
-
-static ssize_t watch_read_chk(int fd, void *buf, size_t count, size_t buflen)
-{
-	before_read(fd);
-	ssize_t n = on_read_chk(fd, buf, count, buflen);
-	struct iovec v = { buf, count };
-	report_received(fd, &v, 1, n, 0);
-	return n;
-}
-
-static ssize_t watch_recvmsg(int fd, struct msghdr *msg, int flags)
-{
-	before_read(fd);
-	ssize_t n = on_recvmsg(fd, msg, flags);
-	report_received(fd, msg->msg_iov, (int)msg->msg_iovlen, n, flags);
-	return n;
 }
 
 /*
@@ -317,6 +278,8 @@ static struct ktls_real entry = {
 	.sendmsg = slow_sendmsg,
 	.write = slow_write,
 	.recvmsg = slow_recvmsg,
+	.send = slow_send,
+	.recv = slow_recv,
 };
 
 #define SET_ENTRY(f, to) __atomic_store_n(&entry.f, (to), __ATOMIC_RELEASE)
@@ -325,11 +288,13 @@ static struct ktls_real entry = {
  * process begins and the last one ends. */
 static void watch_switch(int on)
 {
-	SET_ENTRY(read, on ? watch_read : on_read);
-	SET_ENTRY(read_chk, on ? watch_read_chk : on_read_chk);
-	SET_ENTRY(write, on ? watch_write : on_write);
-	SET_ENTRY(sendmsg, on ? watch_sendmsg : on_sendmsg);
-	SET_ENTRY(recvmsg, on ? watch_recvmsg : on_recvmsg);
+	SET_ENTRY(read, on ? ktls_watch_read : ktls_on_read);
+	SET_ENTRY(read_chk, on ? ktls_watch_read_chk : ktls_on_read_chk);
+	SET_ENTRY(write, on ? ktls_watch_write : ktls_on_write);
+	SET_ENTRY(sendmsg, on ? ktls_watch_sendmsg : ktls_on_sendmsg);
+	SET_ENTRY(recvmsg, on ? ktls_watch_recvmsg : ktls_on_recvmsg);
+	SET_ENTRY(send, on ? ktls_watch_send : ktls_on_send);
+	SET_ENTRY(recv, on ? ktls_watch_recv : ktls_on_recv);
 }
 
 /*
@@ -341,15 +306,17 @@ __attribute__((constructor)) static void choose_entry(void)
 {
 	int on = ktls_shim_active();
 	ktls_real_bind();
-	SET_ENTRY(read, on ? on_read : KTLS_REAL(read));
-	SET_ENTRY(read_chk, on ? on_read_chk : KTLS_REAL(read_chk));
+	SET_ENTRY(read, on ? ktls_on_read : KTLS_REAL(read));
+	SET_ENTRY(read_chk, on ? ktls_on_read_chk : KTLS_REAL(read_chk));
 	SET_ENTRY(close, on ? on_close : KTLS_REAL(close));
 	SET_ENTRY(sendfile, on ? on_sendfile : KTLS_REAL(sendfile));
 	SET_ENTRY(sendfile64, on ? on_sendfile64 : KTLS_REAL(sendfile64));
 	SET_ENTRY(setsockopt, on ? on_setsockopt : KTLS_REAL(setsockopt));
-	SET_ENTRY(sendmsg, on ? on_sendmsg : KTLS_REAL(sendmsg));
-	SET_ENTRY(write, on ? on_write : KTLS_REAL(write));
-	SET_ENTRY(recvmsg, on ? on_recvmsg : KTLS_REAL(recvmsg));
+	SET_ENTRY(sendmsg, on ? ktls_on_sendmsg : KTLS_REAL(sendmsg));
+	SET_ENTRY(write, on ? ktls_on_write : KTLS_REAL(write));
+	SET_ENTRY(recvmsg, on ? ktls_on_recvmsg : KTLS_REAL(recvmsg));
+	SET_ENTRY(send, on ? ktls_on_send : KTLS_REAL(send));
+	SET_ENTRY(recv, on ? ktls_on_recv : KTLS_REAL(recv));
 	if (on)
 		ktls_xw_register_switch(watch_switch);
 }
@@ -372,6 +339,16 @@ ssize_t write(int fd, const void *buf, size_t count)
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	return ENTRY(recvmsg)(fd, msg, flags);
+}
+
+ssize_t send(int fd, const void *buf, size_t count, int flags)
+{
+	return ENTRY(send)(fd, buf, count, flags);
+}
+
+ssize_t recv(int fd, void *buf, size_t count, int flags)
+{
+	return ENTRY(recv)(fd, buf, count, flags);
 }
 
 int close(int fd)

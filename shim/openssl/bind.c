@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "openssl/bind.h"
+#include "openssl/transport.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -133,6 +134,7 @@ static int bind_rest(void)
 	SSLSYM(SSL_set_ex_data);
 	CRYPTOSYM(CRYPTO_get_ex_new_index);
 	CRYPTOSYM(BIO_method_type);
+	CRYPTOSYM(BIO_method_name);
 	CRYPTOSYM(BIO_ctrl);
 	return ok;
 }
@@ -163,6 +165,9 @@ static int ex_indexes(void)
 		CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, NULL);
 	ktls_ossl.ex_msgcb = ktls_ossl.CRYPTO_get_ex_new_index(
 		CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+	/* Optional: without it, own BIOs are not watched. */
+	ktls_ossl.ex_xport = ktls_ossl.CRYPTO_get_ex_new_index(
+		CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, ktls_oxp_ex_free);
 	if (ktls_ossl.ctx_ex_msgcb < 0 || ktls_ossl.ex_msgcb < 0)
 		return 0;
 	if (ktls_ossl.ctx_ex_hidden < 0 || ktls_ossl.ex_hidden < 0)

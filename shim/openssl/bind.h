@@ -83,6 +83,7 @@ struct ktls_ossl {
 	__typeof__(SSL_set_ex_data) *SSL_set_ex_data;
 	__typeof__(CRYPTO_get_ex_new_index) *CRYPTO_get_ex_new_index;
 	__typeof__(BIO_method_type) *BIO_method_type;
+	__typeof__(BIO_method_name) *BIO_method_name;
 	__typeof__(BIO_ctrl) *BIO_ctrl;
 	__typeof__(SSL_has_pending) *SSL_has_pending;
 	__typeof__(SSL_in_before) *SSL_in_before;
@@ -111,6 +112,8 @@ struct ktls_ossl {
 	int ex_hidden;     /* not the program's: *_get_options() hide it */
 	int ctx_ex_msgcb;  /* SSL_CTX/SSL ex_data: the program's message */
 	int ex_msgcb;      /* callback, behind the engine's (engine=shim) */
+	int ex_xport;      /* SSL ex_data: the proof of a program's own BIO
+			    * (transport.c); -1 when none could be had */
 };
 
 extern struct ktls_ossl ktls_ossl;

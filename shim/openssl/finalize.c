@@ -25,6 +25,7 @@
 #include "openssl/bind.h"
 #include "openssl/engine.h"
 #include "openssl/record_layer.h"
+#include "openssl/transport.h"
 #include "session/publish.h"
 #include "tls/record.h"
 
@@ -260,14 +261,27 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_note, NOTE_FINAL);
 }
 
+/* No socket BIO: memory BIOs, and the program's own (transport.c says
+ * what its handshake proved). Stays in userspace either way. */
 static void note_non_socket(SSL *s)
 {
 	if (ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_note) == NOTE_COUNTED)
 		return;
 	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_note, NOTE_COUNTED);
-	ktls_stats_session(KTLS_R_NOT_SOCKET_BIO, KTLS_R_NOT_SOCKET_BIO);
-	ktls_dbg("session without a socket BIO (memory or custom BIO): "
-		 "stays in userspace");
+	int fd;
+	enum ktls_reason why = ktls_oxp_verdict(s, &fd);
+	if (why == KTLS_R_NOT_SOCKET_BIO) {
+		ktls_stats_session(why, why);
+		ktls_dbg("session without a socket BIO (memory or custom "
+			 "BIO): stays in userspace");
+		return;
+	}
+	enum ktls_reason r[2] = { why, why };
+	const SSL_CIPHER *c = ktls_ossl.SSL_get_current_cipher(s);
+	ktls_session_publish(fd, NULL, (uint16_t)ktls_ossl.SSL_version(s),
+			     cipher_of(s), r, 0,
+			     c ? ktls_ossl.SSL_CIPHER_get_name(c) : NULL,
+			     "openssl", " transport=own");
 }
 
 void ktls_sess_handshake_done(SSL *s, int from_cb)

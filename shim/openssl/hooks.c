@@ -10,6 +10,7 @@
 #include "openssl/engine.h"
 #include "openssl/record_layer.h"
 #include "openssl/session.h"
+#include "openssl/transport.h"
 
 /* The real libssl is only guaranteed to be findable once it is in use. */
 static int on(void)
@@ -167,8 +168,12 @@ uint64_t SSL_clear_options(SSL *s, uint64_t op)
 			return OWN;                                           \
 		int saved_ = errno;                                           \
 		BEFORE;                                                       \
+		void *w_ = ktls_oxp_watch_begin(s);                           \
 		errno = saved_;                                               \
 		ret r = ktls_ossl.fn args;                                    \
+		saved_ = errno;                                               \
+		ktls_oxp_watch_end(w_);                                       \
+		errno = saved_;                                               \
 		AFTER_IO(s);                                                  \
 		return r;                                                     \
 	}
@@ -291,7 +296,11 @@ SSL_BIO_HOOK(BIO *, BIO_new_buffer_ssl_connect, (SSL_CTX *ctx), (ctx))
 					 memory_order_relaxed) &&             \
 		    ktls_orl_fenced(b, writing))                              \
 			return -1;                                            \
-		return f(b, d, n);                                            \
+		return WATCHED(f, b, d, n);                                   \
 	}
+#define WATCHED ktls_oxp_bio_read
 BIO_HOOK(BIO_read, , 0)
+#undef WATCHED
+#define WATCHED ktls_oxp_bio_write
 BIO_HOOK(BIO_write, const, 1)
+#undef WATCHED
