@@ -18,9 +18,13 @@
  *          none on TLS 1.2)  --host ADDR
  *          --recv-file PATH (every byte gnutls_record_recv returns,
  *          written as it comes)
- * The client does not verify the server's certificate. Sockets are used
- * through gnutls_transport_set_int: GnuTLS's own push/pull, which is what
- * the shim hooks. One line on stdout:
+ *          --transport MODE (how GnuTLS reaches the socket; default int:
+ *          gnutls_transport_set_int, GnuTLS's own push/pull, which is what
+ *          the shim hooks; push, vec, readahead, queue, dupfd, sendcall:
+ *          the program's own push/pull functions, as qemu has, each a
+ *          shape the shim must prove or refuse: gnutls_transport.c)
+ * The client does not verify the server's certificate. One line on
+ * stdout:
  *   conn=0 version=TLSv1.3 cipher=AES-256-GCM sent=N sent_sha256=H recv=M
  *   recv_sha256=H lib_tx=0 lib_rx=0 kernel_tx=1 kernel_rx=0 shim=...
  * Exit status: 0 done, 2 setup or system error, 3 a GnuTLS call failed
@@ -45,6 +49,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gnutls_transport.h"
 #include "ktls_shim.h"
 #include "xfer_common.h"
 
@@ -52,7 +57,7 @@ const char *xfer_prog = "gnutls_xfer";
 
 struct opts {
 	int server, blocking, key_update;
-	const char *host, *cert, *key, *cipher, *tls, *recv_file;
+	const char *host, *cert, *key, *cipher, *tls, *recv_file, *transport;
 	int port;
 	unsigned long long send;
 	uint64_t seed;
@@ -79,14 +84,16 @@ static int again(int rc)
 	return rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED;
 }
 
-static void handshake(gnutls_session_t s, int fd)
+/* t: a queue transport may still hold bytes when GnuTLS waits to read. */
+static void handshake(gnutls_session_t s, int fd, struct gx_transport *t)
 {
 	for (;;) {
 		int rc = gnutls_handshake(s);
 		if (rc == 0)
 			return;
+		int w = gnutls_record_get_direction(s) == 1;
 		if (again(rc))
-			xfer_wait_io(fd, gnutls_record_get_direction(s) == 1, 0);
+			xfer_wait_io(fd, w || gx_transport_pending(t), !w);
 		else if (gnutls_error_is_fatal(rc))
 			die_gt("gnutls_handshake", rc);
 		/* else a warning alert: go on */
@@ -106,7 +113,8 @@ static const char *version_name(gnutls_session_t s)
 	}
 }
 
-static void transfer(const struct opts *o, gnutls_session_t s, int fd)
+static void transfer(const struct opts *o, gnutls_session_t s, int fd,
+		     struct gx_transport *t)
 {
 	gnutls_hash_hd_t hs, hr;
 	if (gnutls_hash_init(&hs, GNUTLS_DIG_SHA256) < 0 ||
@@ -128,15 +136,23 @@ static void transfer(const struct opts *o, gnutls_session_t s, int fd)
 	if (o->recv_file && rfd < 0)
 		die("--recv-file");
 
-	handshake(s, fd);
+	handshake(s, fd, t);
 	/* KeyUpdates are TLS 1.3's: none on TLS 1.2. */
 	int key_updates = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3
 				  ? o->key_update
 				  : 0;
 
 	while (!(sent == o->send && !pending && !ku_active && shut_sent &&
-		 recv_done)) {
+		 recv_done && !gx_transport_pending(t))) {
 		int progress = 0, want_write = 0;
+		/* What a queue transport held back goes out here: after each
+		 * gnutls_record_send, before gnutls_bye. */
+		if (gx_transport_pending(t)) {
+			int f = gx_transport_flush(t);
+			if (f < 0)
+				die("transport write");
+			progress = f;
+		}
 		/* The i-th of N KeyUpdates at i/(N+1) of the data, checked
 		 * after each whole chunk as tls_xfer does; odd ones ask the
 		 * peer to update too. GnuTLS sends the KeyUpdate in the call,
@@ -234,7 +250,8 @@ static void transfer(const struct opts *o, gnutls_session_t s, int fd)
 			}
 		}
 		if (!progress)
-			xfer_wait_io(fd, want_write, !recv_done && !o->blocking);
+			xfer_wait_io(fd, want_write || gx_transport_pending(t),
+				     !recv_done && !o->blocking);
 	}
 
 	unsigned char d[32];
@@ -286,9 +303,12 @@ static void run_conn(const struct opts *o,
 	rc = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
 	if (rc < 0)
 		die_gt("gnutls_credentials_set", rc);
-	gnutls_transport_set_int(s, fd);
-	transfer(o, s, fd);
+	struct gx_transport *t = gx_transport_set(s, fd, o->transport);
+	if (!t)
+		die("--transport");
+	transfer(o, s, fd, t);
 	gnutls_deinit(s);
+	gx_transport_free(t);
 	xfer_drain_to_eof(fd);
 	close(fd);
 }
@@ -298,7 +318,8 @@ int main(int argc, char **argv)
 	/* A peer that drops the connection is an error to report (EPIPE),
 	 * not a death by signal: tests tell crashes apart by the signal. */
 	signal(SIGPIPE, SIG_IGN);
-	struct opts o = { .host = "127.0.0.1", .chunk = 16384, .seed = 1 };
+	struct opts o = { .host = "127.0.0.1", .chunk = 16384, .seed = 1,
+			  .transport = "int" };
 	static const struct option lo[] = {
 		{ "role", 1, 0, 'r' },	    { "host", 1, 0, 'h' },
 		{ "port", 1, 0, 'p' },	    { "cert", 1, 0, 'c' },
@@ -307,6 +328,7 @@ int main(int argc, char **argv)
 		{ "seed", 1, 0, 'S' },	    { "chunk", 1, 0, 'b' },
 		{ "blocking", 0, 0, 'B' },  { "key-update", 0, 0, 'U' },
 		{ "key-updates", 1, 0, 'u' }, { "recv-file", 1, 0, 'W' },
+		{ "transport", 1, 0, 'T' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -326,11 +348,17 @@ int main(int argc, char **argv)
 		case 'U': o.key_update = 1; break;
 		case 'u': o.key_update = atoi(optarg); break;
 		case 'W': o.recv_file = optarg; break;
+		case 'T': o.transport = optarg; break;
 		default: fprintf(stderr, "gnutls_xfer: bad option\n"); return 2;
 		}
 	}
 	if (o.chunk == 0) {
 		fprintf(stderr, "gnutls_xfer: --chunk must be > 0\n");
+		return 2;
+	}
+	if (!gx_transport_known(o.transport)) {
+		fprintf(stderr, "gnutls_xfer: --transport must be int, push, "
+				"vec, readahead, queue, dupfd or sendcall\n");
 		return 2;
 	}
 	if (o.tls && strcmp(o.tls, "1.2") != 0 && strcmp(o.tls, "1.3") != 0) {
