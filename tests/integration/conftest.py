@@ -616,6 +616,29 @@ class Proc:
         return self.p.returncode
 
 
+def gnutls_xfer_pair(role, certs, gx_opts, peer_opts, env):
+    """gnutls_xfer in role (env: shimmed) against an unshimmed tls_xfer,
+    each with its options; returns both Procs once both exited 0, and the
+    /proc/net/tls_stat delta over the run."""
+    cert, key = certs["ec"]
+    before = tls_stat()
+    if role == "server":
+        gx = Proc([GXFER, "--role", "server", "--port", "0", "--cert",
+                   cert, "--key", key] + gx_opts, env)
+        port = gx.read_port()
+        peer = Proc([XFER, "--role", "client", "--port", str(port)] +
+                    peer_opts, plain_env())
+    else:
+        peer = Proc([XFER, "--role", "server", "--port", "0", "--cert", cert,
+                     "--key", key] + peer_opts, plain_env())
+        port = peer.read_port()
+        gx = Proc([GXFER, "--role", "client", "--port", str(port)] +
+                  gx_opts, env)
+    assert gx.wait() == 0, gx.err[-3000:]
+    assert peer.wait() == 0, peer.err[-3000:]
+    return gx, peer, delta(before, tls_stat())
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

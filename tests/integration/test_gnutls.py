@@ -15,10 +15,10 @@ import subprocess
 
 import pytest
 
-from conftest import (BIG, GXFER, KERNEL, REKEY, REQUIRE_ALL, XFER, MiB,
-                      Proc, delta, free_port, make_file, parse_conns,
-                      plain_env, sha256_file, shim_env, shim_sessions,
-                      shim_summary, tls_stat, wait_port)
+from conftest import (BIG, KERNEL, REKEY, REQUIRE_ALL, XFER, MiB, Proc,
+                      delta, free_port, gnutls_xfer_pair, make_file,
+                      parse_conns, plain_env, sha256_file, shim_env,
+                      shim_sessions, shim_summary, tls_stat, wait_port)
 
 # Echo through gnutls-serv is line by line in userspace on the peer side:
 # a few MiB is plenty to cross many records and both directions.
@@ -156,25 +156,10 @@ def test_gnutls_xfer_both_ways(role, tls, certs, shim_config):
     and the shim's session, the kernel's view and its counters agree on
     what moved."""
     n = min(BIG // 4, 8 * MiB)
-    cert, key = certs["ec"]
-    gx_opts = ["--tls", tls, "--send", str(n), "--seed", "5"]
-    peer_opts = ["--tls", tls, "--send", str(n), "--seed", "6"]
-    before = tls_stat()
-    if role == "server":
-        gx = Proc([GXFER, "--role", "server", "--port", "0", "--cert",
-                   cert, "--key", key] + gx_opts, shim_env(shim_config))
-        port = gx.read_port()
-        peer = Proc([XFER, "--role", "client", "--port", str(port)] +
-                    peer_opts, plain_env())
-    else:
-        peer = Proc([XFER, "--role", "server", "--port", "0", "--cert", cert,
-                     "--key", key] + peer_opts, plain_env())
-        port = peer.read_port()
-        gx = Proc([GXFER, "--role", "client", "--port", str(port)] +
-                  gx_opts, shim_env(shim_config))
-    assert gx.wait() == 0, gx.err[-3000:]
-    assert peer.wait() == 0, peer.err[-3000:]
-    d = delta(before, tls_stat())
+    gx, peer, d = gnutls_xfer_pair(
+        role, certs, ["--tls", tls, "--send", str(n), "--seed", "5"],
+        ["--tls", tls, "--send", str(n), "--seed", "6"],
+        shim_env(shim_config))
     (g,), (p,) = parse_conns(gx.out), parse_conns(peer.out)
     assert g["version"] == p["version"] == f"TLSv{tls}", (g, p)
     assert int(g["sent"]) == int(p["recv"]) == n

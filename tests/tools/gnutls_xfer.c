@@ -18,9 +18,13 @@
  *          none on TLS 1.2)  --host ADDR
  *          --recv-file PATH (every byte gnutls_record_recv returns,
  *          written as it comes)
- * The client does not verify the server's certificate. Sockets are used
- * through gnutls_transport_set_int: GnuTLS's own push/pull, which is what
- * the shim hooks. One line on stdout:
+ *          --transport MODE (how GnuTLS reaches the socket; default int:
+ *          gnutls_transport_set_int, GnuTLS's own push/pull, which is what
+ *          the shim hooks; push, vec, readahead, queue, dupfd, sendcall:
+ *          the program's own push/pull functions, as qemu has, each a
+ *          shape the shim must prove or refuse: gnutls_transport.c)
+ * The client does not verify the server's certificate. One line on
+ * stdout:
  *   conn=0 version=TLSv1.3 cipher=AES-256-GCM sent=N sent_sha256=H recv=M
  *   recv_sha256=H lib_tx=0 lib_rx=0 kernel_tx=1 kernel_rx=0 shim=...
  * Exit status: 0 done, 2 setup or system error, 3 a GnuTLS call failed
@@ -45,6 +49,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gnutls_transport.h"
 #include "ktls_shim.h"
 #include "xfer_common.h"
 
@@ -52,7 +57,7 @@ const char *xfer_prog = "gnutls_xfer";
 
 struct opts {
 	int server, blocking, key_update;
-	const char *host, *cert, *key, *cipher, *tls, *recv_file;
+	const char *host, *cert, *key, *cipher, *tls, *recv_file, *transport;
 	int port;
 	unsigned long long send;
 	uint64_t seed;
@@ -79,14 +84,16 @@ static int again(int rc)
 	return rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED;
 }
 
-static void handshake(gnutls_session_t s, int fd)
+/* t: a queue transport may still hold bytes when GnuTLS waits to read. */
+static void handshake(gnutls_session_t s, int fd, struct gx_transport *t)
 {
 	for (;;) {
 		int rc = gnutls_handshake(s);
 		if (rc == 0)
 			return;
+		int w = gnutls_record_get_direction(s) == 1;
 		if (again(rc))
-			xfer_wait_io(fd, gnutls_record_get_direction(s) == 1, 0);
+			xfer_wait_io(fd, w || gx_transport_pending(t), !w);
 		else if (gnutls_error_is_fatal(rc))
 			die_gt("gnutls_handshake", rc);
 		/* else a warning alert: go on */
@@ -106,161 +113,210 @@ static const char *version_name(gnutls_session_t s)
 	}
 }
 
-static void transfer(const struct opts *o, gnutls_session_t s, int fd)
-{
+/* One connection's transfer, as the loop below drives it. */
+struct xf {
+	const struct opts *o;
+	gnutls_session_t s;
+	struct gx_transport *t;
 	gnutls_hash_hd_t hs, hr;
-	if (gnutls_hash_init(&hs, GNUTLS_DIG_SHA256) < 0 ||
-	    gnutls_hash_init(&hr, GNUTLS_DIG_SHA256) < 0)
-		die("gnutls_hash_init");
-	uint8_t *out = malloc(o->chunk), *in = malloc(1 << 16);
-	if (!out || !in)
-		die("malloc");
-	uint64_t st = o->seed + (uint64_t)0 * 7919 + 1; /* conn 0 */
-	unsigned long long sent = 0, recvd = 0;
-	size_t pending = 0, off = 0; /* out[off, pending) awaits a send */
-	int shut_sent = 0, recv_done = 0, updated = 0;
-	int ku_check = 0, ku_active = 0;
-	unsigned ku_flags = 0;
-	int rfd = o->recv_file ? open(o->recv_file,
-				      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-				      0600)
-			       : -1;
-	if (o->recv_file && rfd < 0)
-		die("--recv-file");
+	uint8_t *out, *in;
+	uint64_t st;
+	unsigned long long sent, recvd;
+	size_t pending, off; /* out[off, pending) awaits a send */
+	int shut_sent, recv_done, updated, key_updates;
+	int ku_check, ku_active;
+	unsigned ku_flags;
+	int rfd; /* --recv-file */
+};
 
-	handshake(s, fd);
-	/* KeyUpdates are TLS 1.3's: none on TLS 1.2. */
-	int key_updates = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3
-				  ? o->key_update
-				  : 0;
-
-	while (!(sent == o->send && !pending && !ku_active && shut_sent &&
-		 recv_done)) {
-		int progress = 0, want_write = 0;
-		/* The i-th of N KeyUpdates at i/(N+1) of the data, checked
-		 * after each whole chunk as tls_xfer does; odd ones ask the
-		 * peer to update too. GnuTLS sends the KeyUpdate in the call,
-		 * so one that would block is finished here, between reads. */
-		if (ku_check && !ku_active) {
-			if (updated < key_updates &&
-			    sent >= o->send * (unsigned long long)(updated + 1) /
-					    (unsigned long long)(key_updates + 1)) {
-				ku_flags = updated % 2 == 0 ? GNUTLS_KU_PEER : 0;
-				updated++;
-				ku_active = 1;
-			} else {
-				ku_check = 0;
-			}
-		}
-		if (ku_active) {
-			int r = gnutls_session_key_update(s, ku_flags);
-			if (r == 0) {
-				ku_active = 0;
-				progress = 1;
-			} else if (again(r)) {
-				want_write = gnutls_record_get_direction(s) == 1;
-			} else if (r == GNUTLS_E_INVALID_REQUEST ||
-				   r == GNUTLS_E_UNIMPLEMENTED_FEATURE) {
-				/* As tls_xfer goes on after a refused
-				 * SSL_key_update: the shim refuses one the
-				 * kernel could not follow. */
-				fprintf(stderr, "gnutls_xfer: "
-						"gnutls_session_key_update "
-						"refused: %s (%d)\n",
-					gnutls_strerror(r), r);
-				ku_active = 0;
-				progress = 1;
-			} else {
-				die_gt("gnutls_session_key_update", r);
-			}
-		} else if (sent < o->send || pending) {
-			if (!pending) {
-				unsigned long long left = o->send - sent;
-				pending = left < o->chunk ? (size_t)left : o->chunk;
-				off = 0;
-				xfer_fill(out, pending, &st, 0);
-			}
-			/* Retried with the same arguments after
-			 * GNUTLS_E_AGAIN, as GnuTLS requires. */
-			ssize_t r = gnutls_record_send(s, out + off,
-						       pending - off);
-			if (r > 0) {
-				gnutls_hash(hs, out + off, (size_t)r);
-				sent += (unsigned long long)r;
-				off += (size_t)r;
-				if (off == pending) {
-					pending = off = 0;
-					ku_check = 1;
-				}
-				progress = 1;
-			} else if (again((int)r)) {
-				want_write = gnutls_record_get_direction(s) == 1;
-			} else {
-				die_gt("gnutls_record_send", (int)r);
-			}
-		} else if (!shut_sent) {
-			int r = gnutls_bye(s, GNUTLS_SHUT_WR);
-			if (r == 0) {
-				shut_sent = 1;
-				progress = 1;
-			} else if (again(r)) {
-				want_write = gnutls_record_get_direction(s) == 1;
-			} else {
-				die_gt("gnutls_bye", r);
-			}
-		}
-		/* In blocking mode, read only once our side is done sending,
-		 * or gnutls_record_recv would block while the peer waits for
-		 * us. */
-		if (!recv_done && (!o->blocking || shut_sent)) {
-			ssize_t r = gnutls_record_recv(s, in, 1 << 16);
-			if (r > 0) {
-				gnutls_hash(hr, in, (size_t)r);
-				recvd += (unsigned long long)r;
-				if (rfd >= 0 && write(rfd, in, (size_t)r) != r)
-					die("--recv-file");
-				progress = 1;
-			} else if (r == 0) { /* the peer's close_notify */
-				recv_done = progress = 1;
-			} else if (again((int)r)) {
-				if (gnutls_record_get_direction(s) == 1)
-					want_write = 1;
-			} else if (!gnutls_error_is_fatal((int)r)) {
-				progress = 1; /* a warning alert */
-			} else {
-				/* GNUTLS_E_PREMATURE_TERMINATION too: EOF
-				 * without close_notify. */
-				die_gt("gnutls_record_recv", (int)r);
-			}
-		}
-		if (!progress)
-			xfer_wait_io(fd, want_write, !recv_done && !o->blocking);
+/* The i-th of N KeyUpdates at i/(N+1) of the data, checked after each
+ * whole chunk as tls_xfer does; odd ones ask the peer to update too. */
+static void ku_schedule(struct xf *x)
+{
+	if (!x->ku_check || x->ku_active)
+		return;
+	if (x->updated < x->key_updates &&
+	    x->sent >= x->o->send * (unsigned long long)(x->updated + 1) /
+			       (unsigned long long)(x->key_updates + 1)) {
+		x->ku_flags = x->updated % 2 == 0 ? GNUTLS_KU_PEER : 0;
+		x->updated++;
+		x->ku_active = 1;
+	} else {
+		x->ku_check = 0;
 	}
+}
 
+/* GnuTLS sends the KeyUpdate in the call, so one that would block is
+ * finished here, between reads. Returns progress. */
+static int ku_step(struct xf *x, int *want_write)
+{
+	int r = gnutls_session_key_update(x->s, x->ku_flags);
+	if (r == 0) {
+		x->ku_active = 0;
+		return 1;
+	}
+	if (again(r)) {
+		*want_write = gnutls_record_get_direction(x->s) == 1;
+		return 0;
+	}
+	if (r != GNUTLS_E_INVALID_REQUEST &&
+	    r != GNUTLS_E_UNIMPLEMENTED_FEATURE)
+		die_gt("gnutls_session_key_update", r);
+	/* As tls_xfer goes on after a refused SSL_key_update: the shim
+	 * refuses one the kernel could not follow. */
+	fprintf(stderr, "gnutls_xfer: gnutls_session_key_update refused: "
+			"%s (%d)\n",
+		gnutls_strerror(r), r);
+	x->ku_active = 0;
+	return 1;
+}
+
+/* The next chunk (or what is left of it), then close_notify. Returns
+ * progress. */
+static int send_step(struct xf *x, int *want_write)
+{
+	if (x->sent < x->o->send || x->pending) {
+		if (!x->pending) {
+			unsigned long long left = x->o->send - x->sent;
+			x->pending = left < x->o->chunk ? (size_t)left
+							: x->o->chunk;
+			x->off = 0;
+			xfer_fill(x->out, x->pending, &x->st, 0);
+		}
+		/* Retried with the same arguments after GNUTLS_E_AGAIN, as
+		 * GnuTLS requires. */
+		ssize_t r = gnutls_record_send(x->s, x->out + x->off,
+					       x->pending - x->off);
+		if (r > 0) {
+			gnutls_hash(x->hs, x->out + x->off, (size_t)r);
+			x->sent += (unsigned long long)r;
+			x->off += (size_t)r;
+			if (x->off == x->pending) {
+				x->pending = x->off = 0;
+				x->ku_check = 1;
+			}
+			return 1;
+		}
+		if (!again((int)r))
+			die_gt("gnutls_record_send", (int)r);
+	} else if (!x->shut_sent) {
+		int r = gnutls_bye(x->s, GNUTLS_SHUT_WR);
+		if (r == 0)
+			return x->shut_sent = 1;
+		if (!again(r))
+			die_gt("gnutls_bye", r);
+	} else {
+		return 0;
+	}
+	*want_write = gnutls_record_get_direction(x->s) == 1;
+	return 0;
+}
+
+/* Returns progress. */
+static int recv_step(struct xf *x, int *want_write)
+{
+	ssize_t r = gnutls_record_recv(x->s, x->in, 1 << 16);
+	if (r > 0) {
+		gnutls_hash(x->hr, x->in, (size_t)r);
+		x->recvd += (unsigned long long)r;
+		if (x->rfd >= 0 && write(x->rfd, x->in, (size_t)r) != r)
+			die("--recv-file");
+		return 1;
+	}
+	if (r == 0) /* the peer's close_notify */
+		return x->recv_done = 1;
+	if (again((int)r)) {
+		if (gnutls_record_get_direction(x->s) == 1)
+			*want_write = 1;
+		return 0;
+	}
+	if (!gnutls_error_is_fatal((int)r))
+		return 1; /* a warning alert */
+	/* GNUTLS_E_PREMATURE_TERMINATION too: EOF without close_notify. */
+	die_gt("gnutls_record_recv", (int)r);
+	return 0;
+}
+
+static void report(struct xf *x, int fd)
+{
 	unsigned char d[32];
 	char sh[65], rh[65], shim[160];
 	xfer_shim_state(fd, shim, sizeof(shim));
-	gnutls_hash_deinit(hs, d);
+	gnutls_hash_deinit(x->hs, d);
 	xfer_hex(d, sizeof(d), sh);
-	gnutls_hash_deinit(hr, d);
+	gnutls_hash_deinit(x->hr, d);
 	xfer_hex(d, sizeof(d), rh);
 	int lib = 0;
 #if GNUTLS_VERSION_NUMBER >= 0x030703
-	lib = (int)gnutls_transport_is_ktls_enabled(s);
+	lib = (int)gnutls_transport_is_ktls_enabled(x->s);
 #endif
-	const char *cipher = gnutls_cipher_get_name(gnutls_cipher_get(s));
+	const char *cipher = gnutls_cipher_get_name(gnutls_cipher_get(x->s));
 	printf("conn=0 version=%s cipher=%s sent=%llu sent_sha256=%s "
 	       "recv=%llu recv_sha256=%s lib_tx=%d lib_rx=%d kernel_tx=%d "
 	       "kernel_rx=%d shim=%s\n",
-	       version_name(s), cipher ? cipher : "unknown", sent, sh, recvd,
-	       rh, (lib & 2) != 0 /* GNUTLS_KTLS_SEND */,
+	       version_name(x->s), cipher ? cipher : "unknown", x->sent, sh,
+	       x->recvd, rh, (lib & 2) != 0 /* GNUTLS_KTLS_SEND */,
 	       (lib & 1) != 0 /* GNUTLS_KTLS_RECV */,
 	       xfer_kernel_has(fd, TLS_TX), xfer_kernel_has(fd, TLS_RX), shim);
 	fflush(stdout);
-	if (rfd >= 0)
-		close(rfd);
-	free(out);
-	free(in);
+}
+
+static int finished(const struct xf *x)
+{
+	return x->sent == x->o->send && !x->pending && !x->ku_active &&
+	       x->shut_sent && x->recv_done && !gx_transport_pending(x->t);
+}
+
+static void transfer(const struct opts *o, gnutls_session_t s, int fd,
+		     struct gx_transport *t)
+{
+	struct xf x = { .o = o, .s = s, .t = t, .rfd = -1 };
+	if (gnutls_hash_init(&x.hs, GNUTLS_DIG_SHA256) < 0 ||
+	    gnutls_hash_init(&x.hr, GNUTLS_DIG_SHA256) < 0)
+		die("gnutls_hash_init");
+	x.out = malloc(o->chunk), x.in = malloc(1 << 16);
+	if (!x.out || !x.in)
+		die("malloc");
+	x.st = o->seed + (uint64_t)0 * 7919 + 1; /* conn 0 */
+	if (o->recv_file &&
+	    (x.rfd = open(o->recv_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			  0600)) < 0)
+		die("--recv-file");
+
+	handshake(s, fd, t);
+	/* KeyUpdates are TLS 1.3's: none on TLS 1.2. */
+	x.key_updates = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3
+				? o->key_update
+				: 0;
+	while (!finished(&x)) {
+		int progress = 0, want_write = 0;
+		/* What a queue transport held back goes out here: after each
+		 * gnutls_record_send, before gnutls_bye. */
+		if (gx_transport_pending(t)) {
+			int f = gx_transport_flush(t);
+			if (f < 0)
+				die("transport write");
+			progress = f;
+		}
+		ku_schedule(&x);
+		if (x.ku_active)
+			progress |= ku_step(&x, &want_write);
+		else
+			progress |= send_step(&x, &want_write);
+		/* In blocking mode, read only once our side is done sending,
+		 * or gnutls_record_recv would block while the peer waits for
+		 * us. */
+		if (!x.recv_done && (!o->blocking || x.shut_sent))
+			progress |= recv_step(&x, &want_write);
+		if (!progress)
+			xfer_wait_io(fd, want_write || gx_transport_pending(t),
+				     !x.recv_done && !o->blocking);
+	}
+	report(&x, fd);
+	if (x.rfd >= 0)
+		close(x.rfd);
+	free(x.out);
+	free(x.in);
 }
 
 static void run_conn(const struct opts *o,
@@ -286,19 +342,21 @@ static void run_conn(const struct opts *o,
 	rc = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
 	if (rc < 0)
 		die_gt("gnutls_credentials_set", rc);
-	gnutls_transport_set_int(s, fd);
-	transfer(o, s, fd);
+	struct gx_transport *t = gx_transport_set(s, fd, o->transport);
+	if (!t)
+		die("--transport");
+	transfer(o, s, fd, t);
 	gnutls_deinit(s);
+	gx_transport_free(t);
 	xfer_drain_to_eof(fd);
 	close(fd);
 }
 
-int main(int argc, char **argv)
+/* 0, or 2 after saying what is wrong. */
+static int parse_opts(int argc, char **argv, struct opts *p)
 {
-	/* A peer that drops the connection is an error to report (EPIPE),
-	 * not a death by signal: tests tell crashes apart by the signal. */
-	signal(SIGPIPE, SIG_IGN);
-	struct opts o = { .host = "127.0.0.1", .chunk = 16384, .seed = 1 };
+	struct opts o = { .host = "127.0.0.1", .chunk = 16384, .seed = 1,
+			  .transport = "int" };
 	static const struct option lo[] = {
 		{ "role", 1, 0, 'r' },	    { "host", 1, 0, 'h' },
 		{ "port", 1, 0, 'p' },	    { "cert", 1, 0, 'c' },
@@ -307,6 +365,7 @@ int main(int argc, char **argv)
 		{ "seed", 1, 0, 'S' },	    { "chunk", 1, 0, 'b' },
 		{ "blocking", 0, 0, 'B' },  { "key-update", 0, 0, 'U' },
 		{ "key-updates", 1, 0, 'u' }, { "recv-file", 1, 0, 'W' },
+		{ "transport", 1, 0, 'T' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -326,6 +385,7 @@ int main(int argc, char **argv)
 		case 'U': o.key_update = 1; break;
 		case 'u': o.key_update = atoi(optarg); break;
 		case 'W': o.recv_file = optarg; break;
+		case 'T': o.transport = optarg; break;
 		default: fprintf(stderr, "gnutls_xfer: bad option\n"); return 2;
 		}
 	}
@@ -333,10 +393,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gnutls_xfer: --chunk must be > 0\n");
 		return 2;
 	}
+	if (!gx_transport_known(o.transport)) {
+		fprintf(stderr, "gnutls_xfer: --transport must be int, push, "
+				"vec, readahead, queue, dupfd or sendcall\n");
+		return 2;
+	}
 	if (o.tls && strcmp(o.tls, "1.2") != 0 && strcmp(o.tls, "1.3") != 0) {
 		fprintf(stderr, "gnutls_xfer: --tls must be 1.2 or 1.3\n");
 		return 2;
 	}
+	*p = o;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	/* A peer that drops the connection is an error to report (EPIPE),
+	 * not a death by signal: tests tell crashes apart by the signal. */
+	signal(SIGPIPE, SIG_IGN);
+	struct opts o;
+	if (parse_opts(argc, argv, &o))
+		return 2;
 	gnutls_certificate_credentials_t cred;
 	int rc = gnutls_certificate_allocate_credentials(&cred);
 	if (rc < 0)
