@@ -67,7 +67,8 @@ def one_session(stderr):
 
 # (mode, tls, extra gnutls_xfer options): the shapes the shim can prove.
 MOVES = [("push", "1.2", []), ("push", "1.3", []), ("vec", "1.2", []),
-         ("vec", "1.3", []), ("vec", "1.3", ["--blocking"])]
+         ("vec", "1.3", []), ("vec", "1.3", ["--blocking"]),
+         ("send", "1.3", [])]
 
 
 @pytest.mark.parametrize("role", ["client", "server"])
@@ -114,7 +115,7 @@ REFUSED = {
     "readahead": "transport-reads-ahead",    # pull buffers 16 KiB ahead
     "queue": "transport-queues-writes",      # push returns before writing
     "dupfd": "transport-two-fds",            # push on a dup(), pull not
-    "sendcall": "transport-unseen",          # send()/recv(): not hooked
+    "sendto": "transport-unseen",            # sendto()/recvfrom(): not hooked
 }
 
 

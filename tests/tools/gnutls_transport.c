@@ -18,7 +18,10 @@
  *              output filter writing later.
  *   dupfd      push writes to a dup() of the socket, pull reads the socket:
  *              the session's bytes on two fds.
- *   sendcall   push = send(2), pull = recv(2).
+ *   send       own push = send(2), own pull = recv(2): curl's, HAProxy's
+ *              and PostgreSQL's calls.
+ *   sendto     push = sendto(2) without an address, pull = recvfrom(2):
+ *              calls the shim does not interpose.
  * The own modes set the transport pointer to their object, as qemu does
  * (gnutls_transport_get_int2 then says nothing about the socket), and a
  * pull_timeout function (poll on the socket): GnuTLS refuses its default
@@ -36,11 +39,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum mode { M_INT, M_PUSH, M_VEC, M_READAHEAD, M_QUEUE, M_DUPFD, M_SENDCALL };
+enum mode {
+	M_INT, M_PUSH, M_VEC, M_READAHEAD, M_QUEUE, M_DUPFD, M_SEND, M_SENDTO
+};
 
 static const char *const mode_names[] = { "int",   "push",  "vec",
 					  "readahead", "queue", "dupfd",
-					  "sendcall" };
+					  "send",  "sendto" };
 
 #define READAHEAD (16 * 1024)
 /* What queue holds back at most: beyond it push answers EAGAIN. */
@@ -121,6 +126,18 @@ static ssize_t pull_recv(gnutls_transport_ptr_t p, void *d, size_t n)
 {
 	struct gx_transport *t = p;
 	return done(t, recv(t->fd, d, n, 0));
+}
+
+static ssize_t push_sendto(gnutls_transport_ptr_t p, const void *d, size_t n)
+{
+	struct gx_transport *t = p;
+	return done(t, sendto(t->fd, d, n, 0, NULL, 0));
+}
+
+static ssize_t pull_recvfrom(gnutls_transport_ptr_t p, void *d, size_t n)
+{
+	struct gx_transport *t = p;
+	return done(t, recvfrom(t->fd, d, n, 0, NULL, NULL));
 }
 
 static ssize_t pull_ahead(gnutls_transport_ptr_t p, void *d, size_t n)
@@ -220,7 +237,8 @@ static const struct {
 	[M_READAHEAD] = { push_write, NULL, pull_ahead },
 	[M_QUEUE] = { push_queue, NULL, pull_queue },
 	[M_DUPFD] = { push_write, NULL, pull_read },
-	[M_SENDCALL] = { push_send, NULL, pull_recv },
+	[M_SEND] = { push_send, NULL, pull_recv },
+	[M_SENDTO] = { push_sendto, NULL, pull_recvfrom },
 };
 
 struct gx_transport *gx_transport_set(gnutls_session_t s, int fd,

@@ -13,7 +13,7 @@
 struct gx_transport;
 
 /* Is NAME a mode ("int", "push", "vec", "readahead", "queue", "dupfd",
- * "sendcall")? */
+ * "send", "sendto")? */
 int gx_transport_known(const char *name);
 
 /* Gives session s its transport over the connected socket fd; NULL (and

@@ -20,7 +20,7 @@
  *          written as it comes)
  *          --transport MODE (how GnuTLS reaches the socket; default int:
  *          gnutls_transport_set_int, GnuTLS's own push/pull, which is what
- *          the shim hooks; push, vec, readahead, queue, dupfd, sendcall:
+ *          the shim hooks; push, vec, readahead, queue, dupfd, send, sendto:
  *          the program's own push/pull functions, as qemu has, each a
  *          shape the shim must prove or refuse: gnutls_transport.c)
  * The client does not verify the server's certificate. One line on
@@ -395,7 +395,7 @@ static int parse_opts(int argc, char **argv, struct opts *p)
 	}
 	if (!gx_transport_known(o.transport)) {
 		fprintf(stderr, "gnutls_xfer: --transport must be int, push, "
-				"vec, readahead, queue, dupfd or sendcall\n");
+				"vec, readahead, queue, dupfd, send or sendto\n");
 		return 2;
 	}
 	if (o.tls && strcmp(o.tls, "1.2") != 0 && strcmp(o.tls, "1.3") != 0) {
