@@ -170,8 +170,9 @@ SKIP_ALLOWLIST = [
     (r"test_faults\.py::", r"^built without -Dfault_injection",
      lambda: not REQUIRE_ALL,
      "missing tool, by hand only (KTLS_REQUIRE_ALL unset)"),
-    (r"test_(gnutls|nbd_x509)\.py::",
-     r"^(nbdkit/nbdcopy|qemu-img) not installed", lambda: not REQUIRE_ALL,
+    (r"test_(gnutls|nbd_x509|qemu)\.py::",
+     r"^(nbdkit/nbdcopy|qemu-img|qemu/nbd tools) not installed",
+     lambda: not REQUIRE_ALL,
      "missing tool, by hand only (KTLS_REQUIRE_ALL unset)"),
 ]
 
@@ -390,6 +391,41 @@ def certs(workdir):
                        capture_output=True)
         out[kind] = (str(cert), str(key))
     return out
+
+
+def _openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def x509_dirs(workdir, name):
+    """A test CA and certificates it signed for 127.0.0.1 (and
+    localhost), in the file names GnuTLS programs look for in a directory:
+    the server's (ca-cert.pem, server-cert.pem, server-key.pem: nbdkit
+    --tls-certificates, qemu's tls-creds-x509 endpoint=server) and the
+    client's (ca-cert.pem, client-cert.pem, client-key.pem: libnbd's
+    tls-certificates, qemu's endpoint=client; a server that verifies its
+    peer, as qemu's does by default, gets the client's certificate)."""
+    srv, cli = workdir / f"{name}-server", workdir / f"{name}-client"
+    for d in (srv, cli):
+        d.mkdir(exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ca_key, ca = workdir / f"{name}-ca.key", srv / "ca-cert.pem"
+    _openssl("req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca),
+             "-subj", "/CN=ktls-shim test CA", "-days", "2",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign")
+    shutil.copy(ca, cli / "ca-cert.pem")
+    for role, d in (("server", srv), ("client", cli)):
+        csr, ext = workdir / f"{name}-{role}.csr", workdir / f"{name}-{role}.ext"
+        _openssl("req", *ec, "-keyout", str(d / f"{role}-key.pem"), "-out",
+                 str(csr), "-subj", "/CN=127.0.0.1")
+        ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                       f"extendedKeyUsage={role}Auth\n")
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey",
+                 str(ca_key), "-CAcreateserial", "-out",
+                 str(d / f"{role}-cert.pem"), "-days", "2", "-extfile",
+                 str(ext))
+    return srv, cli
 
 
 @pytest.fixture(scope="session")
