@@ -363,7 +363,7 @@ def test_migration(case, blob, creds, shim_config, workdir):
     qd.cmd("migrate-incoming", uri=f"tcp:127.0.0.1:{port}")
     qs.cmd("migrate", uri=f"tcp:127.0.0.1:{port}")
     ram = {}
-    st = _finished(qs, "source", 300)
+    st = _finished(qs, "source", 180)
     assert st["status"] == "completed", st
     assert _finished(qd, "destination", 120)["status"] == "completed"
     for side, q in (("src", qs), ("dst", qd)):
