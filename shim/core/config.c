@@ -22,6 +22,7 @@ void ktls_config_defaults(struct ktls_config *c)
 	c->log_level = KTLS_LOG_WARN;
 	c->log_dest = KTLS_LOG_STDERR;
 	c->key_update_bytes = KTLS_KEY_UPDATE_AUTO;
+	c->custom_transports = 1;
 }
 
 static char *trim(char *s)
@@ -219,6 +220,7 @@ int ktls_config_apply_env(struct ktls_config *c,
 		{ "KTLS_SHIM_KEY_UPDATE_BYTES", "key_update_bytes" },
 		{ "KTLS_SHIM_EBPF_LOAD", "ebpf_load" },
 		{ "KTLS_SHIM_TX_ZEROCOPY_RO", "tx_zerocopy_ro" },
+		{ "KTLS_SHIM_CUSTOM_TRANSPORTS", "custom_transports" },
 	};
 	char why[KTLS_CONFIG_ERRLEN];
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

@@ -52,6 +52,10 @@ struct ktls_config {
 	/* Ask the kernel for TLS_TX_ZEROCOPY_RO on moved TX (device offload
 	 * only; a file changed while in flight goes out as changed). */
 	int tx_zerocopy_ro;
+	/* Move sessions whose TLS library talks to the socket through the
+	 * program's own transport, once the handshake proved it a plain
+	 * pass-through to one TCP socket (session/xwatch.h). */
+	int custom_transports;
 };
 
 enum { KTLS_EBPF_LOAD_NEVER = 0, KTLS_EBPF_LOAD_AUTO = 1 };

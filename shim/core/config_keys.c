@@ -270,6 +270,12 @@ static int set_tx_zerocopy_ro(struct ktls_config *c, const char *k,
 	return set_bool(&c->tx_zerocopy_ro, k, v, err, errlen);
 }
 
+static int set_custom_transports(struct ktls_config *c, const char *k,
+				 const char *v, char *err, size_t errlen)
+{
+	return set_bool(&c->custom_transports, k, v, err, errlen);
+}
+
 static int set_patlist(struct ktls_config *c, const char *k, const char *v,
 		       char *err, size_t errlen)
 {
@@ -297,6 +303,7 @@ static const struct {
 	{ "key_update_bytes", set_key_update_bytes },
 	{ "tls13_rx_without_rekey", set_tls13_rx_without_rekey },
 	{ "tx_zerocopy_ro", set_tx_zerocopy_ro },
+	{ "custom_transports", set_custom_transports },
 	{ "allow", set_patlist },
 	{ "deny", set_patlist },
 };

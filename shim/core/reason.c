@@ -29,6 +29,14 @@ static const char *const names[KTLS_R_COUNT] = {
 	[KTLS_R_SSL_BIO] = "ssl-bio-in-process",
 	[KTLS_R_KEY_UNAVAILABLE] = "key-unavailable",
 	[KTLS_R_RECORD_SIZE_LIMITED] = "record-size-limited",
+	[KTLS_R_CUSTOM_OFF] = "custom-transports-off",
+	[KTLS_R_XPORT_NOT_TCP] = "transport-not-tcp",
+	[KTLS_R_XPORT_READS_AHEAD] = "transport-reads-ahead",
+	[KTLS_R_XPORT_QUEUES] = "transport-queues-writes",
+	[KTLS_R_XPORT_CHANGES] = "transport-changes-bytes",
+	[KTLS_R_XPORT_TWO_FDS] = "transport-two-fds",
+	[KTLS_R_XPORT_UNSEEN] = "transport-unseen",
+	[KTLS_R_XPORT_OTHER_READER] = "transport-other-reader",
 };
 
 const char *ktls_reason_name(enum ktls_reason r)

@@ -30,6 +30,15 @@ enum ktls_reason {
 	KTLS_R_KEY_UNAVAILABLE,    /* GnuTLS would not give its record state */
 	KTLS_R_RECORD_SIZE_LIMITED, /* peer's limit the kernel cannot keep */
 	KTLS_R_ENGINE_NEEDS_30,    /* engine = shim with libssl 3.2+ */
+	/* A program's own transport (issue 17, session/xwatch.h): */
+	KTLS_R_CUSTOM_OFF,         /* config: custom_transports = no */
+	KTLS_R_XPORT_NOT_TCP,      /* its bytes went to a pipe, AF_UNIX... */
+	KTLS_R_XPORT_READS_AHEAD,  /* read more than it handed up */
+	KTLS_R_XPORT_QUEUES,       /* handed-down bytes not written in-call */
+	KTLS_R_XPORT_CHANGES,      /* other bytes than handed down */
+	KTLS_R_XPORT_TWO_FDS,      /* the session's bytes on two fds */
+	KTLS_R_XPORT_UNSEEN,       /* through calls the shim does not see */
+	KTLS_R_XPORT_OTHER_READER, /* TCP read more than went through it */
 	KTLS_R_COUNT,
 };
 

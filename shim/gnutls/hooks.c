@@ -43,7 +43,10 @@ int gnutls_handshake(gnutls_session_t session)
 	struct ktls_gts *g = ktls_gts_moved(session);
 	if (g) /* TLS 1.2 renegotiation: new keys the kernel cannot get */
 		return ktls_gts_refuse(g, "a new handshake");
+	struct ktls_gts *w = ktls_gts_watch_begin(session);
 	int rc = ktls_gt.handshake(session);
+	if (w)
+		ktls_gts_watch_end(w);
 	if (rc == 0)
 		ktls_gts_after_handshake(session);
 	return rc;
@@ -204,7 +207,7 @@ void gnutls_transport_set_push_function(gnutls_session_t session,
 					gnutls_push_func push_func)
 {
 	ktls_gt_bind();
-	ktls_gts_note_custom(session);
+	ktls_gts_set_push(session, push_func);
 	if (ktls_gt.transport_set_push_function)
 		ktls_gt.transport_set_push_function(session, push_func);
 }
@@ -213,7 +216,7 @@ void gnutls_transport_set_vec_push_function(gnutls_session_t session,
 					    gnutls_vec_push_func vec_func)
 {
 	ktls_gt_bind();
-	ktls_gts_note_custom(session);
+	ktls_gts_set_vec_push(session, vec_func);
 	if (ktls_gt.transport_set_vec_push_function)
 		ktls_gt.transport_set_vec_push_function(session, vec_func);
 }
@@ -222,7 +225,7 @@ void gnutls_transport_set_pull_function(gnutls_session_t session,
 					gnutls_pull_func pull_func)
 {
 	ktls_gt_bind();
-	ktls_gts_note_custom(session);
+	ktls_gts_set_pull(session, pull_func);
 	if (ktls_gt.transport_set_pull_function)
 		ktls_gt.transport_set_pull_function(session, pull_func);
 }

@@ -104,9 +104,11 @@ static void record_session(gnutls_session_t s, int fd, struct ktls_fd *e,
 			   uint16_t version, enum ktls_cipher kc,
 			   enum ktls_reason r[2], const char *engine)
 {
+	const struct ktls_gts *g = ktls_gts_lookup(s);
+	int own = g && (atomic_load(&g->st) & GTS_CUSTOM);
 	ktls_session_publish(fd, e, version, kc, r, KTLS_FD_FINAL,
 			     ktls_gt.cipher_get_name(ktls_gt.cipher_get(s)),
-			     engine, NULL);
+			     engine, own ? " transport=own" : NULL);
 }
 
 /* GnuTLS built with kTLS moved it itself ([global] ktls = true): leave
@@ -235,6 +237,26 @@ static void leave(struct ktls_gts *g)
 	ktls_secrets_wipe(&g->sec, 1);
 }
 
+/* The program's own transport: its socket where the handshake proved it
+ * (then *fd), else the session stays and says why. 1: go on. */
+static int own_transport(struct ktls_gts *g, int *fd, uint16_t version,
+			 enum ktls_cipher kc)
+{
+	enum ktls_reason why = ktls_gts_transport_verdict(g, fd);
+	if (why == KTLS_R_MOVED)
+		return 1;
+	leave(g);
+	/* Not a socket the shim would track (a pipe, AF_UNIX), or none. */
+	struct ktls_fd *e = why != KTLS_R_XPORT_NOT_TCP && *fd >= 0
+				    ? ktls_fd_get(*fd)
+				    : NULL;
+	if (e)
+		ktls_fd_reset(e);
+	enum ktls_reason r[2] = { why, why };
+	record_session(g->s, *fd, e, version, kc, r, "gnutls");
+	return 0;
+}
+
 void ktls_gts_after_handshake(gnutls_session_t s)
 {
 	if (!ktls_shim_active() || !ktls_gt_bind())
@@ -255,17 +277,18 @@ void ktls_gts_after_handshake(gnutls_session_t s)
 	}
 	if (atomic_fetch_or(&g->st, GTS_FINAL) & GTS_FINAL)
 		return; /* a TLS 1.2 renegotiation of a session left alone */
-	if (rfd >= 0 && moved_by_gnutls(g, rfd, version, kc)) {
+	if (atomic_load(&g->st) & GTS_CUSTOM) {
+		if (!own_transport(g, &rfd, version, kc))
+			return;
+		wfd = rfd;
+	} else if (rfd >= 0 && moved_by_gnutls(g, rfd, version, kc)) {
 		leave(g);
 		return;
 	}
-	if ((atomic_load(&g->st) & GTS_CUSTOM) || rfd < 0 || rfd != wfd ||
-	    !(e = ktls_fd_get(rfd))) {
+	if (rfd < 0 || rfd != wfd || !(e = ktls_fd_get(rfd))) {
 		leave(g);
 		ktls_stats_session(KTLS_R_NOT_SOCKET_BIO, KTLS_R_NOT_SOCKET_BIO);
-		ktls_dbg("GnuTLS session without a plain socket transport "
-			 "(own push/pull functions or two fds): stays in "
-			 "userspace");
+		ktls_dbg("GnuTLS session on two fds: stays in userspace");
 		return;
 	}
 	g->fd = rfd;

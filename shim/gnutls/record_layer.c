@@ -41,7 +41,8 @@ static void count(struct ktls_gts *g, enum ktls_io io, size_t n)
 
 static int send_flags(const struct ktls_gts *g)
 {
-	return (g->init_flags & GNUTLS_NO_SIGNAL) ? MSG_NOSIGNAL : 0;
+	return ((g->init_flags & GNUTLS_NO_SIGNAL) ? MSG_NOSIGNAL : 0) |
+	       g->io_flags;
 }
 
 static struct ktls_ku_ctx ku_ctx(struct ktls_gts *g)
@@ -187,7 +188,7 @@ ssize_t ktls_gts_send_file(struct ktls_gts *g, int fd, off_t *offset,
 /* One recvmsg: the record type comes in a cmsg (data when absent). */
 static ssize_t krecv(struct ktls_gts *g, void *buf, size_t len, int *type)
 {
-	return ktls_record_recv(g->fd, buf, len, type);
+	return ktls_record_recv(g->fd, buf, len, type, g->io_flags);
 }
 
 static int recv_error(struct ktls_gts *g, int err)

@@ -8,8 +8,10 @@
  * in a cmsg, bye -> a close_notify alert record. GnuTLS's own transport is
  * fenced off (push/pull functions that refuse), so no GnuTLS path we did
  * not interpose can put a record on the wire under a key the kernel has.
- * Sessions with their own push/pull functions, on two fds, or anything the
- * kernel or the config refuses stay in GnuTLS, untouched.
+ * Sessions with their own push/pull functions move only where the
+ * handshake proved them a plain pass-through to one TCP socket
+ * (transport.c, session/xwatch.h); on two fds, or anything the kernel or
+ * the config refuses, they stay in GnuTLS, untouched.
  */
 #ifndef KTLS_SHIM_GNUTLS_SESSION_H
 #define KTLS_SHIM_GNUTLS_SESSION_H
@@ -24,8 +26,15 @@ int ktls_gts_used(void);
 
 void ktls_gts_on_init(gnutls_session_t s, unsigned flags);
 void ktls_gts_on_deinit(gnutls_session_t s);
-/* The program gave the session its own push or pull function. */
-void ktls_gts_note_custom(gnutls_session_t s);
+/* The program gave the session its own push, vec_push or pull function:
+ * kept, to be watched during the handshake (transport.c). */
+void ktls_gts_set_push(gnutls_session_t s, gnutls_push_func f);
+void ktls_gts_set_vec_push(gnutls_session_t s, gnutls_vec_push_func f);
+void ktls_gts_set_pull(gnutls_session_t s, gnutls_pull_func f);
+/* Around the real gnutls_handshake: the session whose own transport is
+ * being proven (then call ktls_gts_watch_end after it), or NULL. */
+struct ktls_gts *ktls_gts_watch_begin(gnutls_session_t s);
+void ktls_gts_watch_end(struct ktls_gts *g);
 /* After gnutls_handshake() returned 0: move it if possible. */
 void ktls_gts_after_handshake(gnutls_session_t s);
 

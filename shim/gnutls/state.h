@@ -13,11 +13,12 @@
 #include <stdint.h>
 
 #include "core/cipher.h"
+#include "core/reason.h"
 #include "gnutls/session.h"
 #include "tls/secrets.h"
 
 enum {
-	GTS_CUSTOM = 1u << 0, /* program's own push/pull: never moved */
+	GTS_CUSTOM = 1u << 0, /* program's own push/pull: moved if proven */
 	GTS_FINAL = 1u << 1,  /* the post-handshake decision was made */
 	GTS_TX = 1u << 2,     /* TX in the kernel, by us */
 	GTS_RX = 1u << 3,     /* RX in the kernel, by us */
@@ -62,11 +63,24 @@ struct ktls_gts {
 	/* TX, one writer at a time. */
 	uint8_t *pend;
 	size_t pend_len;
+	/* The program's own transport, as it set it (GnuTLS's rule: a push
+	 * function clears the vec_push one and back), and its proof during
+	 * the handshake (transport.c). */
+	gnutls_push_func prog_push;
+	gnutls_vec_push_func prog_vec_push;
+	gnutls_pull_func prog_pull;
+	struct ktls_xwatch *xw;
+	int io_flags; /* MSG_DONTWAIT where the transport passed it */
 };
 
 /* The session table (table.c). */
 struct ktls_gts *ktls_gts_lookup(gnutls_session_t s);
 /* Sessions with a direction in the kernel, up or down by one. */
 void ktls_gts_moved_count(int delta);
+
+/* The program's own transport (transport.c), at the move: KTLS_R_MOVED
+ * and *fd its socket, or why it stays; the watch is gone afterwards. */
+enum ktls_reason ktls_gts_transport_verdict(struct ktls_gts *g, int *fd);
+void ktls_gts_transport_free(struct ktls_gts *g);
 
 #endif

@@ -134,21 +134,9 @@ void ktls_gts_on_deinit(gnutls_session_t s)
 		explicit_bzero(g->ctrl, CTRL_MAX);
 	free(g->pend);
 	free(g->ctrl);
+	ktls_gts_transport_free(g);
 	explicit_bzero(g, sizeof(*g)); /* the secrets */
 	free(g);
-}
-
-void ktls_gts_note_custom(gnutls_session_t s)
-{
-	struct ktls_gts *g = ktls_gts_lookup(s);
-	if (!g)
-		return;
-	unsigned st = atomic_fetch_or(&g->st, GTS_CUSTOM);
-	if (st & (GTS_TX | GTS_RX))
-		ktls_warn("fd=%d: program set its own GnuTLS transport after "
-			  "the session moved into the kernel; GnuTLS's own "
-			  "records would now bypass the kernel's keys",
-			  g->fd);
 }
 
 struct ktls_gts *ktls_gts_moved(gnutls_session_t s)

@@ -11,7 +11,9 @@
  * rename the first to the second. off_t is 64-bit on LP64 either way. */
 #undef _FILE_OFFSET_BITS
 #include <sys/sendfile.h>
+#include <errno.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/fdtab.h"
@@ -21,6 +23,7 @@
 #include "kernel/uapi.h"
 #include "openssl/session.h"
 #include "session/fd.h"
+#include "session/xwatch.h"
 #include "tls/record.h"
 
 #define SLOW static __attribute__((noinline))
@@ -214,6 +217,85 @@ static ssize_t on_sendmsg(int fd, const struct msghdr *msg, int flags)
 }
 
 /*
+ * The watch_* hooks, only while a program's own TLS transport is being
+ * proven somewhere in the process (session/xwatch.h: a handshake under
+ * way): the on_* hook, then what the call carried, to this thread's watch.
+ * errno is the call's, whatever the watch does.
+ */
+static void report_sent(int fd, const struct iovec *iov, int n, ssize_t r,
+			int flags)
+{
+	struct ktls_xwatch *w = ktls_xw_current();
+	if (!w)
+		return;
+	int e = errno;
+	ktls_xw_sent(w, fd, iov, n, r, flags);
+	errno = e;
+}
+
+static void report_received(int fd, const struct iovec *iov, int n,
+			    ssize_t r, int flags)
+{
+	struct ktls_xwatch *w = ktls_xw_current();
+	if (!w)
+		return;
+	int e = errno;
+	ktls_xw_received(w, fd, iov, n, r, flags);
+	errno = e;
+}
+
+static void before_read(int fd)
+{
+	struct ktls_xwatch *w = ktls_xw_current();
+	if (w) {
+		int e = errno;
+		ktls_xw_before_read(w, fd);
+		errno = e;
+	}
+}
+
+static ssize_t watch_write(int fd, const void *buf, size_t count)
+{
+	ssize_t n = on_write(fd, buf, count);
+	struct iovec v = { (void *)buf, count };
+	report_sent(fd, &v, 1, n, 0);
+	return n;
+}
+
+static ssize_t watch_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	ssize_t n = on_sendmsg(fd, msg, flags);
+	report_sent(fd, msg->msg_iov, (int)msg->msg_iovlen, n, flags);
+	return n;
+}
+
+static ssize_t watch_read(int fd, void *buf, size_t count)
+{
+	before_read(fd);
+	ssize_t n = on_read(fd, buf, count);
+	struct iovec v = { buf, count };
+	report_received(fd, &v, 1, n, 0);
+	return n;
+}
+
+static ssize_t watch_read_chk(int fd, void *buf, size_t count, size_t buflen)
+{
+	before_read(fd);
+	ssize_t n = on_read_chk(fd, buf, count, buflen);
+	struct iovec v = { buf, count };
+	report_received(fd, &v, 1, n, 0);
+	return n;
+}
+
+static ssize_t watch_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	before_read(fd);
+	ssize_t n = on_recvmsg(fd, msg, flags);
+	report_received(fd, msg->msg_iov, (int)msg->msg_iovlen, n, flags);
+	return n;
+}
+
+/*
  * Where each exported hook jumps. Until the constructor below has run, the
  * exact tests (the fd table may not exist yet, or init may be under way in
  * another thread); then libc's own functions or the on_* hooks, for good.
@@ -239,6 +321,17 @@ static struct ktls_real entry = {
 
 #define SET_ENTRY(f, to) __atomic_store_n(&entry.f, (to), __ATOMIC_RELEASE)
 
+/* session/xwatch.c calls this, under its lock, as the first watch in the
+ * process begins and the last one ends. */
+static void watch_switch(int on)
+{
+	SET_ENTRY(read, on ? watch_read : on_read);
+	SET_ENTRY(read_chk, on ? watch_read_chk : on_read_chk);
+	SET_ENTRY(write, on ? watch_write : on_write);
+	SET_ENTRY(sendmsg, on ? watch_sendmsg : on_sendmsg);
+	SET_ENTRY(recvmsg, on ? watch_recvmsg : on_recvmsg);
+}
+
 /*
  * Runs the shim's initialisation (or finds it done) and chooses, once. An
  * excluded process (allowlist, KTLS_SHIM_ENABLE=no, a config error) never
@@ -257,6 +350,8 @@ __attribute__((constructor)) static void choose_entry(void)
 	SET_ENTRY(sendmsg, on ? on_sendmsg : KTLS_REAL(sendmsg));
 	SET_ENTRY(write, on ? on_write : KTLS_REAL(write));
 	SET_ENTRY(recvmsg, on ? on_recvmsg : KTLS_REAL(recvmsg));
+	if (on)
+		ktls_xw_register_switch(watch_switch);
 }
 
 ssize_t read(int fd, void *buf, size_t count)

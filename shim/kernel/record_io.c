@@ -62,7 +62,7 @@ ssize_t ktls_data_send(int fd, const void *buf, size_t len, int flags)
 	return KTLS_REAL(sendmsg)(fd, &m, flags);
 }
 
-ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type)
+ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type, int flags)
 {
 	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
 	struct iovec iov = { buf, len };
@@ -72,7 +72,7 @@ ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type)
 	m.msg_control = cbuf;
 	m.msg_controllen = sizeof(cbuf);
 	ktls_real_ensure();
-	ssize_t n = KTLS_REAL(recvmsg)(fd, &m, 0);
+	ssize_t n = KTLS_REAL(recvmsg)(fd, &m, flags);
 	int t = n > 0 ? ktls_cmsg_record_type(&m, TLS_GET_RECORD_TYPE) : -1;
 	*type = t < 0 ? KTLS_CT_APPLICATION_DATA : t;
 	return n;

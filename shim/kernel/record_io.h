@@ -34,7 +34,9 @@ ssize_t ktls_alert_send(int fd, uint8_t level, uint8_t desc, int flags);
  * a cmsg, through the same binding table as the rest (fault injection). */
 ssize_t ktls_data_send(int fd, const void *buf, size_t len, int flags);
 
-/* *type: the record's type (application data when the kernel said none). */
-ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type);
+/* *type: the record's type (application data when the kernel said none).
+ * flags: recvmsg()'s (MSG_DONTWAIT where the program's transport used it
+ * on a blocking socket). */
+ssize_t ktls_record_recv(int fd, void *buf, size_t len, int *type, int flags);
 
 #endif

@@ -1156,6 +1156,28 @@ Test(config, tx_zerocopy_ro_values)
 	cr_assert_eq(cfg.tx_zerocopy_ro, 1);
 }
 
+Test(config, custom_transports_values)
+{
+	/* On by default: a transport that is not proven stays anyway. */
+	cr_assert_eq(cfg.custom_transports, 1);
+	set_ok("custom_transports", "no");
+	cr_assert_eq(cfg.custom_transports, 0);
+	set_bad("custom_transports", "qemu", "qemu");
+	cr_assert_eq(cfg.custom_transports, 0);
+	struct ktls_prog p = { .exe_name = "qemu-img",
+			       .path = "/usr/bin/qemu-img",
+			       .argv0_name = "qemu-img" };
+	cr_assert_eq(parse("c.conf", "custom_transports = no\n"
+				     "[program qemu-*]\ncustom_transports = yes\n",
+			   &p),
+		     0, "%s", err);
+	cr_assert_eq(cfg.custom_transports, 1);
+	static const char *const env[] = { "KTLS_SHIM_CUSTOM_TRANSPORTS",
+					   "off", NULL };
+	cr_assert_eq(apply_env(env), 0, "%s", err);
+	cr_assert_eq(cfg.custom_transports, 0);
+}
+
 Test(config, key_update_bytes_values)
 {
 	cr_assert_eq(cfg.key_update_bytes, KTLS_KEY_UPDATE_AUTO);
