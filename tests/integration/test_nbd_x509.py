@@ -13,7 +13,7 @@ import pytest
 
 from conftest import (BIG, KERNEL, REKEY, REQUIRE_ALL, Proc, delta,
                       free_port, make_file, plain_env, sha256_file, shim_env, shim_sessions,
-                      shim_summary, tls_stat, wait_port)
+                      shim_summary, tls_stat, wait_port, x509_dirs)
 
 NBD_BYTES = min(BIG // 4, 8 << 20)  # small: CI time, the VM's tmpfs
 # By hand a machine without them skips; under the project's runner
@@ -24,36 +24,11 @@ need_nbd = pytest.mark.skipif(
     reason="nbdkit/nbdcopy not installed (scripts/install-deps)")
 
 
-def _openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def x509(workdir):
-    """A test CA and a server certificate for 127.0.0.1, in the file names
-    nbdkit (ca-cert.pem, server-cert.pem, server-key.pem) and libnbd
-    (ca-cert.pem) look for; the client's directory holds only the CA."""
-    srv, cli = workdir / "nbd-x509-server", workdir / "nbd-x509-client"
-    for d in (srv, cli):
-        d.mkdir(exist_ok=True)
-    ca_key, ca = workdir / "nbd-ca.key", srv / "ca-cert.pem"
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(ca_key),
-             "-out", str(ca), "-subj", "/CN=ktls-shim test CA", "-days", "2",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign")
-    csr = workdir / "nbd-server.csr"
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", str(srv / "server-key.pem"), "-out",
-             str(csr), "-subj", "/CN=127.0.0.1")
-    ext = workdir / "nbd-server.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                   "extendedKeyUsage=serverAuth\n")
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey",
-             str(ca_key), "-CAcreateserial", "-out",
-             str(srv / "server-cert.pem"), "-days", "2", "-extfile",
-             str(ext))
-    shutil.copy(ca, cli / "ca-cert.pem")
+    """conftest.x509_dirs's server and client directories (the client's
+    certificate there goes unused: nbdkit does not ask for it)."""
+    srv, cli = x509_dirs(workdir, "nbd-x509")
     img = workdir / "nbd-x509.img"
     digest = make_file(img, NBD_BYTES, seed=9)
     return srv, cli, img, digest
@@ -125,9 +100,8 @@ def test_nbdcopy_x509(op, shimmed, x509, shim_config, workdir):
 
 @need_nbd
 def test_qemu_img_reads_from_shimmed_nbdkit(x509, shim_config, workdir):
-    """qemu-img (QEMU's own TLS channel, unshimmed: its custom GnuTLS
-    transport would keep it in userspace anyway) converts the image served
-    by a shimmed nbdkit."""
+    """qemu-img (QEMU's own TLS channel, unshimmed: test_qemu.py shims it)
+    converts the image served by a shimmed nbdkit."""
     if not shutil.which("qemu-img"):
         assert not REQUIRE_ALL, "qemu-img missing (scripts/install-deps)"
         pytest.skip("qemu-img not installed")
