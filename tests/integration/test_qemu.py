@@ -37,9 +37,9 @@ from conftest import (BIG, KERNEL, REKEY, REQUIRE_ALL, MiB, Proc, delta,
 # Small: CI's time and the VM's tmpfs (4 MiB there, 8 MiB on the host).
 NBD_BYTES = min(BIG, 8 * MiB)
 # Guest RAM the source loads and migrates: 2,000+ full TLS records.
-BLOB = 16 * MiB
-BLOB_ADDR = 0x100000  # 1 MiB: above the BIOS areas, below the 64 MiB end
-GUEST_MB = 64
+BLOB = 4 * MiB
+BLOB_ADDR = 0x100000  # 1 MiB: above the BIOS areas, below the 32 MiB end
+GUEST_MB = 32
 TOOLS = ("qemu-img", "qemu-nbd", "nbdkit", "nbdcopy")
 
 
