@@ -100,11 +100,12 @@ static enum ktls_reason install(struct ktls_gts *g, int rx, uint16_t version,
 				&ci, err);
 }
 
-static void record_session(gnutls_session_t s, int fd, struct ktls_fd *e,
-			   uint16_t version, enum ktls_cipher kc,
-			   enum ktls_reason r[2], const char *engine)
+/* g: the shim's state of s, NULL where it has none. */
+static void record_session(const struct ktls_gts *g, gnutls_session_t s,
+			   int fd, struct ktls_fd *e, uint16_t version,
+			   enum ktls_cipher kc, enum ktls_reason r[2],
+			   const char *engine)
 {
-	const struct ktls_gts *g = ktls_gts_lookup(s);
 	int own = g && (atomic_load(&g->st) & GTS_CUSTOM);
 	ktls_session_publish(fd, e, version, kc, r, KTLS_FD_FINAL,
 			     ktls_gt.cipher_get_name(ktls_gt.cipher_get(s)),
@@ -128,7 +129,7 @@ static int moved_by_gnutls(struct ktls_gts *g, int fd, uint16_t version,
 	struct ktls_fd *e = ktls_fd_get(fd);
 	if (e)
 		ktls_fd_reset(e);
-	record_session(g->s, fd, e, version, kc, r, "gnutls-own");
+	record_session(g, g->s, fd, e, version, kc, r, "gnutls-own");
 	return 1;
 }
 
@@ -253,7 +254,7 @@ static int own_transport(struct ktls_gts *g, int *fd, uint16_t version,
 	if (e)
 		ktls_fd_reset(e);
 	enum ktls_reason r[2] = { why, why };
-	record_session(g->s, *fd, e, version, kc, r, "gnutls");
+	record_session(g, g->s, *fd, e, version, kc, r, "gnutls");
 	return 0;
 }
 
@@ -272,7 +273,7 @@ void ktls_gts_after_handshake(gnutls_session_t s)
 		/* ktls_gts_on_init had no memory for our state: the
 		 * session stays with GnuTLS, and says so. */
 		r[0] = r[1] = KTLS_R_NO_MEMORY;
-		record_session(s, rfd, NULL, version, kc, r, "gnutls");
+		record_session(NULL, s, rfd, NULL, version, kc, r, "gnutls");
 		return;
 	}
 	if (atomic_fetch_or(&g->st, GTS_FINAL) & GTS_FINAL)
@@ -298,5 +299,5 @@ void ktls_gts_after_handshake(gnutls_session_t s)
 	decide(g, e, version, kc, r);
 	install_both(g, e, version, kc, r);
 	settle(g, e, version, kc, r);
-	record_session(s, rfd, e, version, kc, r, "gnutls");
+	record_session(g, s, rfd, e, version, kc, r, "gnutls");
 }

@@ -14,27 +14,20 @@
 #include "interpose/hooks.h"
 #include "session/xwatch.h"
 
-static void report_sent(int fd, const struct iovec *iov, int n, ssize_t r,
-			int flags)
+/* What one call carried, to this thread's watch (received: a read). */
+static void report(int received, int fd, const struct iovec *iov, int n,
+		   ssize_t r, int flags)
 {
 	struct ktls_xwatch *w = ktls_xw_current();
 	if (!w)
 		return;
 	int e = errno;
-	ktls_xw_sent(w, fd, iov, n, r, flags);
+	(received ? ktls_xw_received : ktls_xw_sent)(w, fd, iov, n, r, flags);
 	errno = e;
 }
 
-static void report_received(int fd, const struct iovec *iov, int n,
-			    ssize_t r, int flags)
-{
-	struct ktls_xwatch *w = ktls_xw_current();
-	if (!w)
-		return;
-	int e = errno;
-	ktls_xw_received(w, fd, iov, n, r, flags);
-	errno = e;
-}
+#define report_sent(...) report(0, __VA_ARGS__)
+#define report_received(...) report(1, __VA_ARGS__)
 
 static void before_read(int fd)
 {
