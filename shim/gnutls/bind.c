@@ -62,6 +62,7 @@ static void bind_all(void)
 	WANT(transport_set_vec_push_function);
 	WANT(transport_is_ktls_enabled);
 	WANT(record_get_max_send_size);
+	WANT(handshake_set_hook_function);
 	WANT(session_set_keylog_function);
 	WANT(session_get_keylog_function);
 	WANT(hkdf_expand);

@@ -52,6 +52,10 @@ struct ktls_gt {
 	 * NULL before). */
 	size_t (*record_get_max_size)(gnutls_session_t);
 	size_t (*record_get_max_send_size)(gnutls_session_t);
+	/* Before 3.8.11 the peer's record_size_limit is read from its hello
+	 * messages by a handshake hook chained in front of the program's. */
+	void (*handshake_set_hook_function)(gnutls_session_t, unsigned, int,
+					    gnutls_handshake_hook_func);
 	/* TLS 1.3 KeyUpdate following: the traffic secrets (keylog) and
 	 * HKDF to derive the next ones; absent means no rekey. */
 	void (*session_set_keylog_function)(gnutls_session_t,

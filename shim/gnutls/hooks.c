@@ -229,3 +229,14 @@ void gnutls_transport_set_pull_function(gnutls_session_t session,
 	if (ktls_gt.transport_set_pull_function)
 		ktls_gt.transport_set_pull_function(session, pull_func);
 }
+
+void gnutls_handshake_set_hook_function(gnutls_session_t session,
+					unsigned int htype, int when,
+					gnutls_handshake_hook_func func)
+{
+	ktls_gt_bind();
+	if (ktls_gts_set_hook(session, htype, when, func))
+		return;
+	if (ktls_gt.handshake_set_hook_function)
+		ktls_gt.handshake_set_hook_function(session, htype, when, func);
+}

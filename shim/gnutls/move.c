@@ -134,19 +134,40 @@ static int moved_by_gnutls(struct ktls_gts *g, int fd, uint16_t version,
 }
 
 /* The most plaintext one record of ours may carry, content type
- * excluded. GnuTLS counts TLS 1.3's in (ktls-utils' tlshd subtracts it
- * too). Before 3.8.11 only the receive limit can be read: it equals the
- * send limit under max_fragment_length, and is ours to choose otherwise,
- * so taking it can only make records smaller than needed, never bigger;
- * a peer's record_size_limit it cannot see (README). */
-static unsigned tx_record_limit(gnutls_session_t s, uint16_t version)
+ * excluded; 0 when it cannot be known. 3.8.11+ says it (ktls-utils' tlshd
+ * takes one more off for TLS 1.3's content type; so do we). Before, the
+ * peer's record_size_limit is read from its hellos (hello.c; it counts
+ * the content type in, and where sent it overrides max_fragment_length,
+ * RFC 8449 5), else what we accept is what we may send under
+ * max_fragment_length. */
+static unsigned tx_record_limit(struct ktls_gts *g, uint16_t version)
 {
-	size_t n = ktls_gt.record_get_max_size(s);
+	unsigned sem = version == KTLS_TLS13;
+	size_t n;
+	int peer = atomic_load(&g->peer_rsl);
 	if (ktls_gt.record_get_max_send_size)
-		n = ktls_gt.record_get_max_send_size(s);
-	if (n >= KTLS_MAX_PLAINTEXT || n < 64)
-		return KTLS_MAX_PLAINTEXT;
-	return (unsigned)n - (version == KTLS_TLS13 ? 1 : 0);
+		n = ktls_gt.record_get_max_send_size(g->s);
+	else if (peer < 0)
+		return 0;
+	else if (peer > 0)
+		n = (size_t)peer;
+	else
+		n = ktls_gt.record_get_max_size(g->s);
+	if (n <= sem)
+		return 0; /* no answer: nothing to promise with */
+	return n - sem >= KTLS_MAX_PLAINTEXT ? KTLS_MAX_PLAINTEXT
+					     : (unsigned)(n - sem);
+}
+
+/* RX: the kernel takes records up to 16 KiB whatever we promised, and
+ * hands several up in one read, so a record over a smaller limit of ours
+ * could not be told apart and refused as GnuTLS refuses it
+ * (GNUTLS_E_RECORD_OVERFLOW). Such a session's RX stays in GnuTLS. */
+static enum ktls_reason rx_record_limit(struct ktls_gts *g)
+{
+	return ktls_gt.record_get_max_size(g->s) < KTLS_MAX_PLAINTEXT
+		       ? KTLS_R_RECORD_SIZE_LIMITED
+		       : KTLS_R_MOVED;
 }
 
 /* Config, socket and ULP: which directions may go into the kernel. */
@@ -167,10 +188,13 @@ static void decide(struct ktls_gts *g, struct ktls_fd *e, uint16_t version,
 			r[rx] = sr;
 	if (r[1] == KTLS_R_MOVED)
 		r[1] = rx_check(g, version);
+	if (r[1] == KTLS_R_MOVED)
+		r[1] = rx_record_limit(g);
 	/* Before TLS_TX: no record may leave bigger than the peer allowed. */
+	unsigned lim = tx_record_limit(g, version);
 	if (r[0] == KTLS_R_MOVED)
-		r[0] = ktls_tx_limit_set(&ktls_sockops_sys, g->fd,
-					 tx_record_limit(g->s, version));
+		r[0] = lim ? ktls_tx_limit_set(&ktls_sockops_sys, g->fd, lim)
+			   : KTLS_R_RECORD_SIZE_LIMITED;
 }
 
 /* RX first: if TX then fails, GnuTLS keeps sending and we read; both
@@ -190,7 +214,7 @@ static void install_both(struct ktls_gts *g, struct ktls_fd *e,
 				       rx ? TLS_RX : TLS_TX, version, kc) != 1 ||
 		     (!rx && ktls_tx_limit_holds(
 				     &ktls_sockops_sys, g->fd, version,
-				     tx_record_limit(g->s, version)) != 1)))
+				     tx_record_limit(g, version)) != 1)))
 			r[rx] = KTLS_R_VERIFY_FAILED;
 		atomic_store(rx ? &e->rx_err : &e->tx_err, ktls_errno8(err));
 	}

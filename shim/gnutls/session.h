@@ -60,6 +60,10 @@ int ktls_gts_key_update(struct ktls_gts *g, unsigned flags);
  * has ours (then f was stored / given), 0 when GnuTLS's calls apply. */
 int ktls_gts_set_keylog(gnutls_session_t s, gnutls_keylog_func f);
 int ktls_gts_get_keylog(gnutls_session_t s, gnutls_keylog_func *f);
+/* The program's handshake hook, kept behind the shim's (hello.c): 1 when
+ * stored, 0 when GnuTLS's own call applies. */
+int ktls_gts_set_hook(gnutls_session_t s, unsigned htype, int when,
+		      gnutls_handshake_hook_func f);
 /* A second handshake, or what cannot be done over the kernel: refused
  * with a clear error. */
 int ktls_gts_refuse(struct ktls_gts *g, const char *what);

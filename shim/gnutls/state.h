@@ -71,12 +71,23 @@ struct ktls_gts {
 	gnutls_pull_func prog_pull;
 	struct ktls_xwatch *xw;
 	int io_flags; /* MSG_DONTWAIT where the transport passed it */
+	/* The peer's record_size_limit, as its hellos said (hello.c): 0
+	 * none, -1 unknown (our hook was displaced); and the program's own
+	 * handshake hook, called behind ours. */
+	_Atomic int peer_rsl;
+	gnutls_handshake_hook_func prog_hook;
+	unsigned prog_hook_htype;
+	int prog_hook_when;
 };
 
 /* The session table (table.c). */
 struct ktls_gts *ktls_gts_lookup(gnutls_session_t s);
 /* Sessions with a direction in the kernel, up or down by one. */
 void ktls_gts_moved_count(int delta);
+
+/* The peer's record_size_limit (hello.c): our hook installed at
+ * gnutls_init where GnuTLS cannot report the limit itself. */
+void ktls_gts_hello_watch(struct ktls_gts *g);
 
 /* The program's own transport (transport.c), at the move: KTLS_R_MOVED
  * and *fd its socket, or why it stays; the watch is gone afterwards. */

@@ -146,6 +146,13 @@ static enum ktls_reason prepare(SSL *s, int fd, struct ktls_fd *e,
 				       ktls_secrets_held(&k->sec, 1))) !=
 			  KTLS_R_MOVED)
 		return r;
+	/* RX under a smaller limit of ours: the kernel takes records up to
+	 * 16 KiB and hands up several per read, so one over the limit
+	 * could not be refused as libssl refuses it (record_overflow).
+	 * libssl reading a kTLS socket itself failed such sessions in the
+	 * 7.2 VM anyway (it held each multi-record read to the limit). */
+	if (rx && ktls_engine_record_limit(s) < KTLS_MAX_PLAINTEXT)
+		return KTLS_R_RECORD_SIZE_LIMITED;
 	/* Before TLS_TX: no record may leave bigger than the peer allowed. */
 	if (!rx && (r = ktls_tx_limit_set(&ktls_sockops_sys, fd,
 					  ktls_engine_record_limit(s))) !=
@@ -184,14 +191,6 @@ enum ktls_reason ktls_engine_move(SSL *s, int fd, struct ktls_fd *e,
 		return KTLS_R_NO_SECRET;
 	struct ktls_crypto_info ci;
 	enum ktls_reason r = prepare(s, fd, e, k, kc, rx, &ci);
-	/* libssl's record layer reads the kTLS socket here and holds each
-	 * read to the max fragment length, while the kernel hands it as
-	 * many records per read as fit: it failed the connection
-	 * (record_overflow) in the 7.2 VM, TLS 1.2 and 1.3 alike. The
-	 * shim's own record layer (move_own) reads one record at a time. */
-	if (r == KTLS_R_MOVED && rx &&
-	    ktls_engine_record_limit(s) < KTLS_MAX_PLAINTEXT)
-		r = KTLS_R_RECORD_SIZE_LIMITED;
 	if (r != KTLS_R_MOVED) {
 		ktls_crypto_info_wipe(&ci);
 		return r;

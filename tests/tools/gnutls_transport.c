@@ -59,6 +59,11 @@ struct gx_transport {
 	 * pushed, not yet written. Both: buf[off, len). */
 	uint8_t *buf;
 	size_t off, len, cap;
+	/* Every record header pull reads ("send" mode): the peer's records
+	 * as they arrive, counted below GnuTLS. */
+	uint8_t hdr[5];
+	size_t hdr_have, body_left;
+	unsigned long long records, max_record;
 };
 
 static int mode_of(const char *name)
@@ -122,10 +127,41 @@ static ssize_t push_send(gnutls_transport_ptr_t p, const void *d, size_t n)
 	return done(t, send(t->fd, d, n, 0));
 }
 
+/* Walks the record headers in the bytes pull just read. */
+static void count_records(struct gx_transport *t, const uint8_t *d, size_t n)
+{
+	while (n) {
+		if (t->body_left) {
+			size_t k = n < t->body_left ? n : t->body_left;
+			t->body_left -= k, d += k, n -= k;
+			continue;
+		}
+		t->hdr[t->hdr_have++] = *d++, n--;
+		if (t->hdr_have < sizeof(t->hdr))
+			continue;
+		t->hdr_have = 0;
+		t->body_left = (size_t)t->hdr[3] << 8 | t->hdr[4];
+		t->records++;
+		if (t->body_left > t->max_record)
+			t->max_record = t->body_left;
+	}
+}
+
 static ssize_t pull_recv(gnutls_transport_ptr_t p, void *d, size_t n)
 {
 	struct gx_transport *t = p;
-	return done(t, recv(t->fd, d, n, 0));
+	ssize_t r = recv(t->fd, d, n, 0);
+	if (r > 0)
+		count_records(t, d, (size_t)r);
+	return done(t, r);
+}
+
+void gx_transport_records(const struct gx_transport *t,
+			  unsigned long long *records,
+			  unsigned long long *max_record)
+{
+	*records = t->records;
+	*max_record = t->max_record;
 }
 
 static ssize_t push_sendto(gnutls_transport_ptr_t p, const void *d, size_t n)

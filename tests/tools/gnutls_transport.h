@@ -28,6 +28,12 @@ int gx_transport_flush(struct gx_transport *t);
 /* Does "queue" still hold bytes GnuTLS believes sent? */
 int gx_transport_pending(const struct gx_transport *t);
 
+/* "send" mode: the records pull read, and the biggest one's length (its
+ * body as on the wire: ciphertext, tag and all). */
+void gx_transport_records(const struct gx_transport *t,
+			  unsigned long long *records,
+			  unsigned long long *max_record);
+
 /* Frees the object (closes a dupfd's second fd, not the socket). */
 void gx_transport_free(struct gx_transport *t);
 

@@ -23,6 +23,11 @@
  *          the shim hooks; push, vec, readahead, queue, dupfd, send, sendto:
  *          the program's own push/pull functions, as qemu has, each a
  *          shape the shim must prove or refuse: gnutls_transport.c)
+ *          --record-size-limit N (RFC 8449: accept records of at most N
+ *          bytes of plaintext, advertised to the peer)
+ *          --record-sizes (count every record header read, below GnuTLS,
+ *          over --transport send: "records_in=N max_record_in=BYTES" at
+ *          the end of the line, BYTES a record's body as sent)
  * The client does not verify the server's certificate. One line on
  * stdout:
  *   conn=0 version=TLSv1.3 cipher=AES-256-GCM sent=N sent_sha256=H recv=M
@@ -56,7 +61,8 @@
 const char *xfer_prog = "gnutls_xfer";
 
 struct opts {
-	int server, blocking, key_update;
+	int server, blocking, key_update, record_sizes;
+	unsigned rsl; /* --record-size-limit: what we accept, 0 default */
 	const char *host, *cert, *key, *cipher, *tls, *recv_file, *transport;
 	int port;
 	unsigned long long send;
@@ -251,13 +257,21 @@ static void report(struct xf *x, int fd)
 	lib = (int)gnutls_transport_is_ktls_enabled(x->s);
 #endif
 	const char *cipher = gnutls_cipher_get_name(gnutls_cipher_get(x->s));
+	char sizes[96] = "";
+	if (x->o->record_sizes) {
+		unsigned long long n, max;
+		gx_transport_records(x->t, &n, &max);
+		snprintf(sizes, sizeof(sizes),
+			 " records_in=%llu max_record_in=%llu", n, max);
+	}
 	printf("conn=0 version=%s cipher=%s sent=%llu sent_sha256=%s "
 	       "recv=%llu recv_sha256=%s lib_tx=%d lib_rx=%d kernel_tx=%d "
-	       "kernel_rx=%d shim=%s\n",
+	       "kernel_rx=%d shim=%s%s\n",
 	       version_name(x->s), cipher ? cipher : "unknown", x->sent, sh,
 	       x->recvd, rh, (lib & 2) != 0 /* GNUTLS_KTLS_SEND */,
 	       (lib & 1) != 0 /* GNUTLS_KTLS_RECV */,
-	       xfer_kernel_has(fd, TLS_TX), xfer_kernel_has(fd, TLS_RX), shim);
+	       xfer_kernel_has(fd, TLS_TX), xfer_kernel_has(fd, TLS_RX), shim,
+	       sizes);
 	fflush(stdout);
 }
 
@@ -342,6 +356,9 @@ static void run_conn(const struct opts *o,
 	rc = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
 	if (rc < 0)
 		die_gt("gnutls_credentials_set", rc);
+	/* RFC 8449: what we accept, advertised in our hello. */
+	if (o->rsl && (rc = gnutls_record_set_max_recv_size(s, o->rsl)) < 0)
+		die_gt("gnutls_record_set_max_recv_size", rc);
 	struct gx_transport *t = gx_transport_set(s, fd, o->transport);
 	if (!t)
 		die("--transport");
@@ -366,6 +383,8 @@ static int parse_opts(int argc, char **argv, struct opts *p)
 		{ "blocking", 0, 0, 'B' },  { "key-update", 0, 0, 'U' },
 		{ "key-updates", 1, 0, 'u' }, { "recv-file", 1, 0, 'W' },
 		{ "transport", 1, 0, 'T' },
+		{ "record-size-limit", 1, 0, 'L' },
+		{ "record-sizes", 0, 0, 'Z' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -386,6 +405,8 @@ static int parse_opts(int argc, char **argv, struct opts *p)
 		case 'u': o.key_update = atoi(optarg); break;
 		case 'W': o.recv_file = optarg; break;
 		case 'T': o.transport = optarg; break;
+		case 'L': o.rsl = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'Z': o.record_sizes = 1; break;
 		default: fprintf(stderr, "gnutls_xfer: bad option\n"); return 2;
 		}
 	}
@@ -393,6 +414,14 @@ static int parse_opts(int argc, char **argv, struct opts *p)
 		fprintf(stderr, "gnutls_xfer: --chunk must be > 0\n");
 		return 2;
 	}
+	if (o.record_sizes && strcmp(o.transport, "int") != 0 &&
+	    strcmp(o.transport, "send") != 0) {
+		fprintf(stderr, "gnutls_xfer: --record-sizes counts over "
+				"--transport send (int becomes send)\n");
+		return 2;
+	}
+	if (o.record_sizes)
+		o.transport = "send";
 	if (!gx_transport_known(o.transport)) {
 		fprintf(stderr, "gnutls_xfer: --transport must be int, push, "
 				"vec, readahead, queue, dupfd, send or sendto\n");
