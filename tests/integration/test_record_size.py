@@ -204,6 +204,35 @@ def test_gnutls_keeps_peer_record_size_limit(shimmed, tls, certs,
         assert me["kernel_tx"] == "1" and d.get("TlsTxSw", 0) == 1, (me, d)
 
 
+# OpenSSL 3.0-3.5 does not negotiate record_size_limit: a GnuTLS client's
+# 512 is not in force (GnuTLS takes the server's silence as a no and
+# accepts 16 KiB records), and the session moves as any other.
+@pytest.mark.parametrize("engine", [e for e in ENGINES
+                                    if e == "auto" or not OSSL_REKEYS])
+def test_openssl_server_ignores_record_size_limit(engine, certs, shim_config,
+                                                  body):
+    before = tls_stat()
+    srv = Proc([XFER, "--role", "server", "--port", "0", "--tls", "1.2",
+                "--cert", certs["ec"][0], "--key", certs["ec"][1],
+                "--cipher", "ECDHE-ECDSA-AES128-GCM-SHA256",
+                "--sendfile", str(body), "--chunk", str(MiB)],
+               shim_env(shim_config, **ENGINES[engine]))
+    cli = Proc([GXFER, "--role", "client", "--port", str(srv.read_port()),
+                "--tls", "1.2", "--cipher", "AES-128-GCM", "--send", "4096",
+                "--record-size-limit", str(RSL), "--record-sizes"],
+               plain_env())
+    crc, src = cli.wait(), srv.wait()
+    assert crc == 0 and src == 0, (crc, src, cli.err, srv.err[-3000:])
+    c, s = one_conn_intact(cli.out, srv.out, 4096, back=MiB)
+    assert int(c["max_record_in"]) > 4 * RSL, c
+    (sess,) = shim_sessions(srv.err)
+    moved = "kernel" if KERNEL else "kernel-has-no-tls"
+    assert (sess["tx"], sess["rx"]) == (moved, moved), sess
+    if KERNEL:
+        d = delta(before, tls_stat())
+        assert s["kernel_tx"] == "1" and d.get("TlsTxSw", 0) == 1, (s, d)
+
+
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
 def test_gnutls_own_record_size_limit_keeps_rx(tls, certs, shim_config):
     """We asked for small records: the kernel could not refuse a bigger
