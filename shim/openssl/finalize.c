@@ -224,9 +224,9 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 		if (r[rx] == KTLS_R_LIB_DECLINED &&
 		    ktls_engine_record_limit(s) < KTLS_MAX_PLAINTEXT)
 			r[rx] = KTLS_R_RECORD_SIZE_LIMITED;
-	/* TLS 1.3 padding: the setsockopt() hook refused OpenSSL's TLS_TX
-	 * (3.0 moves block-padded sessions itself), or OpenSSL declined. */
-	if (r[0] == KTLS_R_LIB_DECLINED && ktls_pad_keeps_tx(s, version))
+	/* Padding: the setsockopt() hook refused OpenSSL's TLS_TX (3.0
+	 * moves block-padded sessions itself), or OpenSSL declined. */
+	if (r[0] == KTLS_R_LIB_DECLINED && ktls_pad_explains_decline(s, version))
 		r[0] = KTLS_R_PADDING_REQUESTED;
 	/* Only with the ex_data note whose free callback drops it again,
 	 * else a later sendfile() could reach a freed SSL; without it (out

@@ -94,6 +94,12 @@ int ktls_pad_keeps_tx(const SSL *s, unsigned version)
 	       ktls_cfg.record_padding == KTLS_PADDING_KEEP && ssl_bits(s);
 }
 
+int ktls_pad_explains_decline(const SSL *s, unsigned version)
+{
+	return ktls_pad_keeps_tx(s, version) ||
+	       (ktls_ossl.rekeys_itself && ssl_bits(s));
+}
+
 /* The socket of the SSL last seen on this thread (info callback, I/O
  * hook), if that SSL asked for padding: an fd number, never the SSL (it
  * may be freed by the time a setsockopt() comes). */

@@ -15,6 +15,11 @@ void ktls_pad_inherit(SSL *s);
  * (version: the session's; config: record_padding = keep). */
 int ktls_pad_keeps_tx(const SSL *s, unsigned version);
 
+/* Whether padding is why libssl's own installer left TX of s: the shim
+ * refused it (ktls_pad_keeps_tx), or libssl 3.2+ declined, as it does for
+ * any session with padding, TLS 1.2 too (its kTLS record layer). */
+int ktls_pad_explains_decline(const SSL *s, unsigned version);
+
 /* libssl's own installer calls setsockopt(TLS_TX) with no SSL in sight,
  * from inside an SSL call on the same thread: the shim's info callback
  * (every handshake state change) and its SSL_* I/O hooks note whether
