@@ -221,6 +221,7 @@ int ktls_config_apply_env(struct ktls_config *c,
 		{ "KTLS_SHIM_EBPF_LOAD", "ebpf_load" },
 		{ "KTLS_SHIM_TX_ZEROCOPY_RO", "tx_zerocopy_ro" },
 		{ "KTLS_SHIM_CUSTOM_TRANSPORTS", "custom_transports" },
+		{ "KTLS_SHIM_RECORD_PADDING", "record_padding" },
 	};
 	char why[KTLS_CONFIG_ERRLEN];
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

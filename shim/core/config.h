@@ -56,9 +56,14 @@ struct ktls_config {
 	 * program's own transport, once the handshake proved it a plain
 	 * pass-through to one TCP socket (session/xwatch.h). */
 	int custom_transports;
+	/* A session whose program asked for TLS 1.3 record padding: keep TX
+	 * in userspace, where libssl pads (the kernel adds no padding), or
+	 * move it anyway and send the records unpadded. */
+	int record_padding;        /* KTLS_PADDING_* */
 };
 
 enum { KTLS_EBPF_LOAD_NEVER = 0, KTLS_EBPF_LOAD_AUTO = 1 };
+enum { KTLS_PADDING_KEEP = 0, KTLS_PADDING_DROP = 1 };
 
 void ktls_config_defaults(struct ktls_config *c);
 

@@ -221,30 +221,46 @@ static int set_log(struct ktls_config *c, const char *k, const char *v,
 	return 0;
 }
 
+/* A key whose value is one word of a few, each naming a number. */
+struct word {
+	const char *name;
+	int value;
+};
+
+/* nocase: ebpf_load was always case-blind, engine and record_padding
+ * never were; each keeps what it accepted. */
+static int set_word(int *out, const struct word *w, size_t n, int nocase,
+		    const char *k, const char *v, const char *what, char *err,
+		    size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		int differs = nocase ? strcasecmp(v, w[i].name)
+				     : strcmp(v, w[i].name);
+		if (!differs) {
+			*out = w[i].value;
+			return 0;
+		}
+	}
+	return expected(k, what, v, err, errlen);
+}
+
 static int set_ebpf_load(struct ktls_config *c, const char *k,
 			 const char *v, char *err, size_t errlen)
 {
-	if (strcasecmp(v, "auto") == 0)
-		c->ebpf_load = KTLS_EBPF_LOAD_AUTO;
-	else if (strcasecmp(v, "never") == 0)
-		c->ebpf_load = KTLS_EBPF_LOAD_NEVER;
-	else
-		return expected(k, "auto or never", v, err, errlen);
-	return 0;
+	static const struct word w[] = { { "auto", KTLS_EBPF_LOAD_AUTO },
+					 { "never", KTLS_EBPF_LOAD_NEVER } };
+	return set_word(&c->ebpf_load, w, 2, 1, k, v, "auto or never", err,
+			errlen);
 }
 
 static int set_engine(struct ktls_config *c, const char *k, const char *v,
 		      char *err, size_t errlen)
 {
-	if (strcmp(v, "auto") == 0)
-		c->engine = KTLS_ENGINE_AUTO;
-	else if (strcmp(v, "openssl") == 0)
-		c->engine = KTLS_ENGINE_OPENSSL;
-	else if (strcmp(v, "shim") == 0)
-		c->engine = KTLS_ENGINE_SHIM;
-	else
-		return expected(k, "auto, openssl or shim", v, err, errlen);
-	return 0;
+	static const struct word w[] = { { "auto", KTLS_ENGINE_AUTO },
+					 { "openssl", KTLS_ENGINE_OPENSSL },
+					 { "shim", KTLS_ENGINE_SHIM } };
+	return set_word(&c->engine, w, 3, 0, k, v, "auto, openssl or shim",
+			err, errlen);
 }
 
 static int set_key_update_bytes(struct ktls_config *c, const char *k,
@@ -276,6 +292,15 @@ static int set_custom_transports(struct ktls_config *c, const char *k,
 	return set_bool(&c->custom_transports, k, v, err, errlen);
 }
 
+static int set_record_padding(struct ktls_config *c, const char *k,
+			      const char *v, char *err, size_t errlen)
+{
+	static const struct word w[] = { { "keep", KTLS_PADDING_KEEP },
+					 { "drop", KTLS_PADDING_DROP } };
+	return set_word(&c->record_padding, w, 2, 0, k, v, "keep or drop", err,
+			errlen);
+}
+
 static int set_patlist(struct ktls_config *c, const char *k, const char *v,
 		       char *err, size_t errlen)
 {
@@ -304,6 +329,7 @@ static const struct {
 	{ "tls13_rx_without_rekey", set_tls13_rx_without_rekey },
 	{ "tx_zerocopy_ro", set_tx_zerocopy_ro },
 	{ "custom_transports", set_custom_transports },
+	{ "record_padding", set_record_padding },
 	{ "allow", set_patlist },
 	{ "deny", set_patlist },
 };

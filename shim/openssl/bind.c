@@ -168,7 +168,12 @@ static int ex_indexes(void)
 	/* Optional: without it, own BIOs are not watched. */
 	ktls_ossl.ex_xport = ktls_ossl.CRYPTO_get_ex_new_index(
 		CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, ktls_oxp_ex_free);
-	if (ktls_ossl.ctx_ex_msgcb < 0 || ktls_ossl.ex_msgcb < 0)
+	ktls_ossl.ctx_ex_pad = ktls_ossl.CRYPTO_get_ex_new_index(
+		CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, NULL);
+	ktls_ossl.ex_pad = ktls_ossl.CRYPTO_get_ex_new_index(
+		CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
+	if (ktls_ossl.ctx_ex_msgcb < 0 || ktls_ossl.ex_msgcb < 0 ||
+	    ktls_ossl.ctx_ex_pad < 0 || ktls_ossl.ex_pad < 0)
 		return 0;
 	if (ktls_ossl.ctx_ex_hidden < 0 || ktls_ossl.ex_hidden < 0)
 		return 0;

@@ -114,6 +114,8 @@ struct ktls_ossl {
 	int ex_msgcb;      /* callback, behind the engine's (engine=shim) */
 	int ex_xport;      /* SSL ex_data: the proof of a program's own BIO
 			    * (transport.c); -1 when none could be had */
+	int ctx_ex_pad;    /* SSL_CTX/SSL ex_data: the TLS 1.3 record padding */
+	int ex_pad;        /* the program asked for (padding.c) */
 };
 
 extern struct ktls_ossl ktls_ossl;

@@ -23,6 +23,7 @@
 #include "openssl/bind.h"
 #include "openssl/engine.h"
 #include "openssl/engine_state.h"
+#include "openssl/padding.h"
 #include "openssl/record_layer.h"
 #include "session/keyupdate.h"
 #include "tls/crypto_info.h"
@@ -153,6 +154,10 @@ static enum ktls_reason prepare(SSL *s, int fd, struct ktls_fd *e,
 	 * 7.2 VM anyway (it held each multi-record read to the limit). */
 	if (rx && ktls_engine_record_limit(s) < KTLS_MAX_PLAINTEXT)
 		return KTLS_R_RECORD_SIZE_LIMITED;
+	/* The kernel would send the records unpadded (a libssl without
+	 * kTLS then keeps RX too: both or neither). */
+	if (!rx && ktls_pad_keeps_tx(s, version))
+		return KTLS_R_PADDING_REQUESTED;
 	/* Before TLS_TX: no record may leave bigger than the peer allowed. */
 	if (!rx && (r = ktls_tx_limit_set(&ktls_sockops_sys, fd,
 					  ktls_engine_record_limit(s))) !=

@@ -24,6 +24,7 @@
 #include "kernel/uapi.h"
 #include "openssl/bind.h"
 #include "openssl/engine.h"
+#include "openssl/padding.h"
 #include "openssl/sendfile_emul.h"
 #include "session/fd.h"
 #include "tls/record.h"
@@ -110,6 +111,15 @@ int ktls_sess_setsockopt(int fd, int level, int name, const void *val,
 	uint32_t f = atomic_load(&e->flags);
 	if ((f & KTLS_FD_FINAL) && (f & (rx ? KTLS_FD_RX : KTLS_FD_TX)))
 		return ktls_sess_lib_rekey(fd, name, val, len);
+	/* The kernel adds no TLS 1.3 padding; refused, libssl stays in
+	 * userspace and pads (finalize() says padding-requested). */
+	if (!rx && ktls_pad_refuses_tx(fd, hdr.version)) {
+		ktls_dbg("fd=%d: libssl's TLS_TX refused: the program asked "
+			 "for TLS 1.3 record padding",
+			 fd);
+		errno = EOPNOTSUPP;
+		return -1;
+	}
 	if (rx && ktls_sess_lib_rx_gate(hdr.version) != KTLS_R_MOVED) {
 		errno = EOPNOTSUPP; /* explain() names the gate */
 		return -1;

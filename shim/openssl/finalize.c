@@ -24,6 +24,7 @@
 #include "kernel/zerocopy_ro.h"
 #include "openssl/bind.h"
 #include "openssl/engine.h"
+#include "openssl/padding.h"
 #include "openssl/record_layer.h"
 #include "openssl/transport.h"
 #include "session/publish.h"
@@ -223,6 +224,10 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 		if (r[rx] == KTLS_R_LIB_DECLINED &&
 		    ktls_engine_record_limit(s) < KTLS_MAX_PLAINTEXT)
 			r[rx] = KTLS_R_RECORD_SIZE_LIMITED;
+	/* Padding: the setsockopt() hook refused OpenSSL's TLS_TX (3.0
+	 * moves block-padded sessions itself), or OpenSSL declined. */
+	if (r[0] == KTLS_R_LIB_DECLINED && ktls_pad_explains_decline(s, version))
+		r[0] = KTLS_R_PADDING_REQUESTED;
 	/* Only with the ex_data note whose free callback drops it again,
 	 * else a later sendfile() could reach a freed SSL; without it (out
 	 * of memory) sendfile() is refused, never sent in plaintext. */

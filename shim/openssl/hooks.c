@@ -8,6 +8,7 @@
 #include "core/shim.h"
 #include "openssl/bind.h"
 #include "openssl/engine.h"
+#include "openssl/padding.h"
 #include "openssl/record_layer.h"
 #include "openssl/session.h"
 #include "openssl/transport.h"
@@ -155,7 +156,9 @@ uint64_t SSL_clear_options(SSL *s, uint64_t op)
 		errno = saved_;                                               \
 	} while (0)
 
-/* BEFORE runs ahead of the real call (errno kept), AFTER_IO behind it.
+/* BEFORE runs ahead of the real call (errno kept), AFTER_IO behind it;
+ * ktls_pad_seen too: a handshake resumed after EAGAIN may install its key
+ * with no info callback in this call, after another SSL's ran.
  * A session the shim's record layer runs (libssl without kTLS) never
  * reaches OpenSSL's: OWN is the call over the kernel, with o_ at hand. */
 #define HOOK(ret, fn, params, args, BEFORE, OWN)                              \
@@ -167,6 +170,7 @@ uint64_t SSL_clear_options(SSL *s, uint64_t op)
 		if (o_)                                                       \
 			return OWN;                                           \
 		int saved_ = errno;                                           \
+		ktls_pad_seen(s);                                             \
 		BEFORE;                                                       \
 		void *w_ = ktls_oxp_watch_begin(s);                           \
 		errno = saved_;                                               \

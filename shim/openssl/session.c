@@ -17,6 +17,7 @@
 #include "core/shim.h"
 #include "openssl/bind.h"
 #include "openssl/engine.h"
+#include "openssl/padding.h"
 
 #define HIDDEN ((void *)1)
 
@@ -47,6 +48,7 @@ static ktls_info_cb program_cb(const SSL *s)
 static void info_cb(const SSL *cs, int where, int ret)
 {
 	SSL *s = (SSL *)cs; /* OpenSSL hands callbacks a const view */
+	ktls_pad_seen(s);
 	if (where & SSL_CB_HANDSHAKE_START)
 		ktls_sess_handshake_start(s);
 	if (where & SSL_CB_HANDSHAKE_DONE)
@@ -91,6 +93,7 @@ void ktls_sess_on_new(SSL *s)
 	    ktls_ossl.SSL_CTX_get_info_callback(ktls_ossl.SSL_get_SSL_CTX(s)) !=
 		    info_cb)
 		ktls_ossl.SSL_set_info_callback(s, info_cb);
+	ktls_pad_inherit(s);
 	ktls_engine_on_new(s);
 }
 

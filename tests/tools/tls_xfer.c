@@ -29,6 +29,13 @@
  *          --record-sizes (counts the records read, as libssl's record
  *          layer sees them: "records_in=N max_record_in=BYTES" in the
  *          connection line, BYTES the largest record body)
+ *          --block-padding N (SSL_CTX_set_block_padding: TLS 1.3 records
+ *          sent padded to N; with --record-sizes also "unpadded_in=U":
+ *          TLS 1.3 application data records read whose inner plaintext
+ *          is shorter than 16 KiB and not a multiple of N, which a
+ *          padding sender never sends; full records cannot be padded)
+ *          --ssl-block-padding N (SSL_set_block_padding on each SSL, over
+ *          what it took from its SSL_CTX; 0 or 1: none)
  *          --recv-file PATH (every byte SSL_read returns, written as it
  *          comes: what a connection that dies delivered before it died;
  *          PATH.I for connection I when --conns > 1)
@@ -81,11 +88,17 @@ struct opts {
 	const char *info_cb; /* "ssl" or "ctx": where the info callback goes */
 	const char *msg_cb;  /* likewise the message callback */
 	int maxfraglen, record_sizes;
+	size_t block_padding;
+	long ssl_block_padding; /* -1: not asked */
 };
 
 /* --record-sizes: records read and the largest body, counted by
  * record_size_cb(). */
 static unsigned long long records_in, max_record_in;
+/* --block-padding with --record-sizes: TLS 1.3 records that a sender
+ * padding to pad_block would not have sent (record_size_cb()). */
+static unsigned long long unpadded_in;
+static size_t pad_block;
 
 static void die(const char *what)
 {
@@ -266,10 +279,15 @@ static void transfer(const struct opts *o, SSL *s, int fd, int conn)
 	xfer_hex(d, dl, sh);
 	EVP_DigestFinal_ex(hr, d, &dl);
 	xfer_hex(d, dl, rh);
-	char sizes[80] = "";
-	if (o->record_sizes)
-		snprintf(sizes, sizeof(sizes), " records_in=%llu max_record_in=%llu",
-			 records_in, max_record_in);
+	char sizes[120] = "";
+	if (o->record_sizes) {
+		int n = snprintf(sizes, sizeof(sizes),
+				 " records_in=%llu max_record_in=%llu",
+				 records_in, max_record_in);
+		if (pad_block)
+			snprintf(sizes + n, sizeof(sizes) - (size_t)n,
+				 " unpadded_in=%llu", unpadded_in);
+	}
 	printf("conn=%d version=%s cipher=%s sent=%llu sent_sha256=%s "
 	       "recv=%llu recv_sha256=%s lib_tx=%d lib_rx=%d kernel_tx=%d "
 	       "kernel_rx=%d shim=%s%s\n",
@@ -327,7 +345,7 @@ static void msg_line(int write_p, int version, int content_type,
 static void record_size_cb(int write_p, int version, int content_type,
 			   const void *buf, size_t len, SSL *s, void *arg)
 {
-	(void)version, (void)s, (void)arg;
+	(void)version, (void)arg;
 	const unsigned char *h = buf;
 	if (write_p || content_type != SSL3_RT_HEADER || len < 5)
 		return;
@@ -335,6 +353,15 @@ static void record_size_cb(int write_p, int version, int content_type,
 	records_in++;
 	if (n > max_record_in)
 		max_record_in = n;
+	/* TLS 1.3 (outer type application_data, 16-byte AEAD tag): the inner
+	 * plaintext is content + type byte + padding. libssl pads it to a
+	 * multiple of the block unless it is already 16 KiB or more. */
+	if (pad_block && h[0] == SSL3_RT_APPLICATION_DATA &&
+	    SSL_version(s) == TLS1_3_VERSION && n > 16) {
+		unsigned inner = n - 16;
+		if (inner < SSL3_RT_MAX_PLAIN_LENGTH && inner % pad_block)
+			unpadded_in++;
+	}
 }
 
 static SSL_CTX *make_ctx(const struct opts *o)
@@ -366,6 +393,11 @@ static SSL_CTX *make_ctx(const struct opts *o)
 		SSL_CTX_set_msg_callback(ctx, msg_line);
 	if (o->record_sizes)
 		SSL_CTX_set_msg_callback(ctx, record_size_cb);
+	if (o->block_padding) {
+		if (!SSL_CTX_set_block_padding(ctx, o->block_padding))
+			die("--block-padding");
+		pad_block = o->block_padding;
+	}
 	if (o->maxfraglen) {
 		int mode = o->maxfraglen == 512	   ? TLSEXT_max_fragment_length_512
 			   : o->maxfraglen == 1024 ? TLSEXT_max_fragment_length_1024
@@ -421,6 +453,9 @@ static void run_conn(const struct opts *o, SSL_CTX *ctx, int fd, int conn)
 		SSL_set_info_callback(s, info_line);
 	if (o->msg_cb && strcmp(o->msg_cb, "ssl") == 0)
 		SSL_set_msg_callback(s, msg_line);
+	if (o->ssl_block_padding >= 0 &&
+	    !SSL_set_block_padding(s, (size_t)o->ssl_block_padding))
+		die("--ssl-block-padding");
 	SSL_set_fd(s, fd);
 	transfer(o, s, fd, conn);
 	if (o->reuse_ssl && conn + 1 < o->conns)
@@ -438,7 +473,7 @@ int main(int argc, char **argv)
 	 * apart by the signal. */
 	signal(SIGPIPE, SIG_IGN);
 	struct opts o = { .host = "127.0.0.1", .tls = "1.3", .conns = 1,
-			  .chunk = 16384, .seed = 1 };
+			  .chunk = 16384, .seed = 1, .ssl_block_padding = -1 };
 	static const struct option lo[] = {
 		{ "role", 1, 0, 'r' },	    { "host", 1, 0, 'h' },
 		{ "port", 1, 0, 'p' },	    { "cert", 1, 0, 'c' },
@@ -454,6 +489,7 @@ int main(int argc, char **argv)
 		{ "maxfraglen", 1, 0, 'L' }, { "record-sizes", 0, 0, 'Z' },
 		{ "recv-file", 1, 0, 'W' }, { "key-update-burst", 1, 0, 'Y' },
 		{ "fork", 0, 0, 'P' },	    { "reuse-ssl", 0, 0, 'X' },
+		{ "block-padding", 1, 0, 'D' }, { "ssl-block-padding", 1, 0, 'G' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -486,6 +522,8 @@ int main(int argc, char **argv)
 		case 'Y': o.key_update_burst = atoi(optarg); break;
 		case 'P': o.fork_conns = 1; break;
 		case 'X': o.reuse_ssl = 1; break;
+		case 'D': o.block_padding = strtoull(optarg, NULL, 0); break;
+		case 'G': o.ssl_block_padding = strtol(optarg, NULL, 0); break;
 		case 'R': o.recv_until = strtoull(optarg, NULL, 0); break;
 		default: fprintf(stderr, "tls_xfer: bad option\n"); return 2;
 		}

@@ -1178,6 +1178,48 @@ Test(config, custom_transports_values)
 	cr_assert_eq(cfg.custom_transports, 0);
 }
 
+Test(config, record_padding_values)
+{
+	/* keep by default: a program that asked for padding gets it. */
+	cr_assert_eq(cfg.record_padding, KTLS_PADDING_KEEP);
+	static const struct {
+		const char *text;
+		int rc, want; /* want: the value after, rc 0 or -1 */
+	} t[] = {
+		{ "drop", 0, KTLS_PADDING_DROP },
+		{ "yes", -1, KTLS_PADDING_DROP }, /* a bad one changes nothing */
+		{ "DROP", -1, KTLS_PADDING_DROP }, /* words are case-sensitive */
+		{ "keep", 0, KTLS_PADDING_KEEP },
+		{ "", -1, KTLS_PADDING_KEEP },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(ktls_config_set(&cfg, "record_padding", t[i].text,
+					     err, sizeof(err)),
+			     t[i].rc, "'%s'", t[i].text);
+		cr_assert_eq(cfg.record_padding, t[i].want, "'%s'", t[i].text);
+		if (t[i].rc)
+			cr_assert_not_null(strstr(err, "record_padding: expected "
+						       "keep or drop"),
+					   "%s", err);
+	}
+	/* Per program; the environment last, with its own name in errors. */
+	struct ktls_prog p = { .exe_name = "nginx", .path = "/usr/sbin/nginx",
+			       .argv0_name = "nginx" };
+	cr_assert_eq(parse("c.conf", "[program nginx]\nrecord_padding = drop\n",
+			   &p),
+		     0, "%s", err);
+	cr_assert_eq(cfg.record_padding, KTLS_PADDING_DROP);
+	static const char *const bad[] = { "KTLS_SHIM_RECORD_PADDING", "pad",
+					   NULL };
+	cr_assert_eq(apply_env(bad), -1);
+	cr_assert_not_null(strstr(err, "KTLS_SHIM_RECORD_PADDING"), "%s", err);
+	static const char *const env[] = { "KTLS_SHIM_RECORD_PADDING", "keep",
+					   NULL };
+	cr_assert_eq(apply_env(env), 0, "%s", err);
+	cr_assert_eq(cfg.record_padding, KTLS_PADDING_KEEP);
+}
+
 Test(config, key_update_bytes_values)
 {
 	cr_assert_eq(cfg.key_update_bytes, KTLS_KEY_UPDATE_AUTO);
