@@ -6,7 +6,7 @@ kernel TLS socket still open (TlsCurrTxSw/RxSw), no live row of its pid in
 the eBPF maps (where they load: the VM), and, in a sanitizer build, a clean
 LeakSanitizer and ASan/UBSan run of the whole process.
 
-CI runs it for KTLS_SOAK_SECONDS (default 10; the sanitizer VM suite 30).
+CI runs it for KTLS_SOAK_SECONDS (default 10; the sanitizer VM suite 15).
 Long mode, e.g. ten minutes:  KTLS_SOAK_SECONDS=600
 """
 import os

@@ -12,8 +12,8 @@ does a definite or indirect leak with a frame in the shim. Leaks of the
 programs themselves are not ours to judge.
 
 Under QEMU/TCG this is two emulators deep: transfers are small
-(KTLS_VG_BYTES, 1 MiB by default) and the suites run it on sid only
-(tests/meson.build: vm-valgrind-sid)."""
+(KTLS_VG_BYTES, 1 MiB by default, 256 KiB in the VM suites) and the
+suites run it on sid only (tests/meson.build)."""
 import os
 import shutil
 import xml.etree.ElementTree as ET
