@@ -67,9 +67,14 @@ ssize_t gnutls_record_send2(gnutls_session_t session, const void *data,
 {
 	REAL_OR(record_send2, GNUTLS_E_INTERNAL_ERROR);
 	struct ktls_gts *g = ktls_gts_moved(session);
-	/* The kernel adds no padding: the length stays visible. */
-	if (g && ktls_gts_tx(g))
+	/* The kernel adds no padding: the length stays visible, as with
+	 * GnuTLS's own kTLS (3.7.9-3.8.9 drop pad there too). Asked per
+	 * call, it cannot keep TX in userspace: it comes after the move. */
+	if (g && ktls_gts_tx(g)) {
+		if (pad)
+			ktls_gts_note_padding(g);
 		return ktls_gts_send(g, data, size);
+	}
 	return ktls_gt.record_send2(session, data, size, pad, flags);
 }
 

@@ -44,6 +44,10 @@ struct ktls_gts *ktls_gts_moved(gnutls_session_t s);
 int ktls_gts_tx(const struct ktls_gts *g);
 int ktls_gts_rx(const struct ktls_gts *g);
 
+/* gnutls_record_send2() asked for padding on a moved TX: said once per
+ * session (the kernel sends the record unpadded). */
+void ktls_gts_note_padding(struct ktls_gts *g);
+
 /* The record API over the kernel, with GnuTLS's return conventions. */
 ssize_t ktls_gts_send(struct ktls_gts *g, const void *data, size_t size);
 ssize_t ktls_gts_recv(struct ktls_gts *g, void *data, size_t size);

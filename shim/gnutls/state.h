@@ -28,6 +28,7 @@ enum {
 	GTS_SERVER = 1u << 7,
 	GTS_KEYLOG = 1u << 8, /* our keylog function is the session's */
 	GTS_KU_OWED = 1u << 9, /* peer asked for our KeyUpdate: before data */
+	GTS_PAD_SAID = 1u << 10, /* told once: padding asked, not applied */
 };
 
 /* Handshake messages after the handshake are small (tickets, KeyUpdate);

@@ -159,3 +159,12 @@ int ktls_gts_rx(const struct ktls_gts *g)
 {
 	return (atomic_load(&g->st) & GTS_RX) != 0;
 }
+
+void ktls_gts_note_padding(struct ktls_gts *g)
+{
+	if (!(atomic_fetch_or(&g->st, GTS_PAD_SAID) & GTS_PAD_SAID))
+		ktls_warn("fd=%d: gnutls_record_send2() asked for record "
+			  "padding; the kernel sends this session's records "
+			  "unpadded (as GnuTLS's own kTLS does)",
+			  g->fd);
+}

@@ -18,7 +18,7 @@ setting over its context's, are checked too. TLS 1.2 has no padding: over
 """
 import pytest
 
-from conftest import (KERNEL, NO_KTLS_PRELOAD, OSSL_REKEYS, XFER, MiB, Proc,
+from conftest import (GXFER, KERNEL, NO_KTLS_PRELOAD, OSSL_REKEYS, XFER, MiB, Proc,
                       delta, make_file, one_conn_intact, own_moves,
                       plain_env, rx_state, shim_env, shim_sessions, tls_stat)
 
@@ -179,3 +179,32 @@ def test_tls12_ignores_padding(engine, certs, shim_config, body):
     assert "unpadded_in" in c
     if want == "kernel":
         assert s["kernel_tx"] == "1" and d.get("TlsTxSw", 0) == 1, (s, d)
+
+
+# GnuTLS pads per call (gnutls_record_send2's pad), known only once the
+# session has moved: the kernel then sends the record unpadded, as GnuTLS's
+# own kTLS does (3.7.9-3.8.9 drop pad there too), and the shim says so
+# once. In userspace GnuTLS pads. 1,000-byte sends with 100 bytes of
+# padding: a record body of 1000 + 1 + 16 unpadded, 1117 padded.
+def test_gnutls_send2_padding_once_said(certs, shim_config):
+    cert, key = certs["ec"]
+    before = tls_stat()
+    srv = Proc([GXFER, "--role", "server", "--port", "0", "--cert", cert,
+                "--key", key, "--tls", "1.3", "--cipher", "AES-128-GCM",
+                "--send", str(MiB), "--chunk", "1000", "--pad", "100"],
+               shim_env(shim_config))
+    cli = Proc([GXFER, "--role", "client", "--port", str(srv.read_port()),
+                "--tls", "1.3", "--cipher", "AES-128-GCM", "--send", "4096",
+                "--record-sizes"], plain_env())
+    crc, src = cli.wait(), srv.wait()
+    assert crc == 0 and src == 0, (crc, src, cli.err, srv.err[-2000:])
+    c, s = one_conn_intact(cli.out, srv.out, 4096, back=MiB)
+    (sess,) = shim_sessions(srv.err)
+    said = srv.err.count("gnutls_record_send2() asked for record padding")
+    if KERNEL:
+        assert sess["tx"] == "kernel" and said == 1, srv.err[-2000:]
+        assert int(c["max_record_in"]) == 1000 + 1 + 16, c
+        assert delta(before, tls_stat()).get("TlsTxSw", 0) == 1
+    else:
+        assert sess["tx"] == "kernel-has-no-tls" and said == 0, sess
+        assert int(c["max_record_in"]) == 1000 + 100 + 1 + 16, c

@@ -25,6 +25,8 @@
  *          shape the shim must prove or refuse: gnutls_transport.c)
  *          --record-size-limit N (RFC 8449: accept records of at most N
  *          bytes of plaintext, advertised to the peer)
+ *          --pad N (send with gnutls_record_send2 and N bytes of TLS
+ *          1.3 padding per record)
  *          --record-sizes (count every record header read, below GnuTLS,
  *          over --transport send: "records_in=N max_record_in=BYTES" at
  *          the end of the line, BYTES a record's body as sent)
@@ -63,6 +65,7 @@ const char *xfer_prog = "gnutls_xfer";
 struct opts {
 	int server, blocking, key_update, record_sizes;
 	unsigned rsl; /* --record-size-limit: what we accept, 0 default */
+	size_t pad;   /* --pad: gnutls_record_send2's padding, TLS 1.3 */
 	const char *host, *cert, *key, *cipher, *tls, *recv_file, *transport;
 	int port;
 	unsigned long long send;
@@ -191,8 +194,12 @@ static int send_step(struct xf *x, int *want_write)
 		}
 		/* Retried with the same arguments after GNUTLS_E_AGAIN, as
 		 * GnuTLS requires. */
-		ssize_t r = gnutls_record_send(x->s, x->out + x->off,
-					       x->pending - x->off);
+		ssize_t r = x->o->pad
+				    ? gnutls_record_send2(x->s, x->out + x->off,
+							  x->pending - x->off,
+							  x->o->pad, 0)
+				    : gnutls_record_send(x->s, x->out + x->off,
+							 x->pending - x->off);
 		if (r > 0) {
 			gnutls_hash(x->hs, x->out + x->off, (size_t)r);
 			x->sent += (unsigned long long)r;
@@ -385,6 +392,7 @@ static int parse_opts(int argc, char **argv, struct opts *p)
 		{ "transport", 1, 0, 'T' },
 		{ "record-size-limit", 1, 0, 'L' },
 		{ "record-sizes", 0, 0, 'Z' },
+		{ "pad", 1, 0, 'P' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -407,6 +415,7 @@ static int parse_opts(int argc, char **argv, struct opts *p)
 		case 'T': o.transport = optarg; break;
 		case 'L': o.rsl = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'Z': o.record_sizes = 1; break;
+		case 'P': o.pad = strtoull(optarg, NULL, 0); break;
 		default: fprintf(stderr, "gnutls_xfer: bad option\n"); return 2;
 		}
 	}
