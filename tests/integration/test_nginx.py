@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from conftest import (BIG, KERNEL, Proc, delta, free_port, make_file,
-                      plain_env, sha256_file, shim_env, shim_sessions,
-                      shim_summary, tls_stat, wait_port)
+from conftest import (BIG, KERNEL, REKEY, MiB, Proc, delta, free_port,
+                      kernel_limits_tx, make_file, plain_env, sha256_file,
+                      shim_env, shim_sessions, shim_summary, tls_stat,
+                      wait_port)
 
 NGINX = "/usr/sbin/nginx"
 # The very large file: sparse, with a stamp of its own offset every MiB so
@@ -55,6 +56,32 @@ http {{
 """
 
 
+def start_nginx(d, certs, shim_config, files, **env):
+    """nginx with CONF under the shim (env: KTLS_SHIM_* on top of the
+    test defaults), serving d/www, which the caller filled (files: name
+    -> sha256); its state for the tests."""
+    p12, p13 = free_port(), free_port()
+    (d / "nginx.conf").write_text(CONF.format(
+        d=d, cert=certs["rsa"][0], key=certs["rsa"][1], p12=p12, p13=p13))
+    log = d / "shim.log"
+    before = tls_stat()
+    proc = Proc([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)],
+                shim_env(shim_config, KTLS_SHIM_LOG=f"file:{log}", **env),
+                quiet=True, reap=False)
+    wait_port(p12), wait_port(p13)
+    return {"dir": d, "files": files, "ports": {"1.2": p12, "1.3": p13},
+            "log": log, "before": before, "proc": proc}
+
+
+def stop_nginx(state):
+    proc = state["proc"]
+    if proc.p.poll() is None:
+        proc.p.send_signal(signal.SIGQUIT)  # graceful: summaries
+        proc.wait(timeout=120)
+    # The VM's /tmp is memory: later modules need the room.
+    shutil.rmtree(state["dir"] / "www", ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def nginx(workdir, certs, shim_config):
     assert os.path.exists(NGINX), "nginx is not installed (scripts/install-deps)"
@@ -66,25 +93,11 @@ def nginx(workdir, certs, shim_config):
         files[name] = make_file(d / "www" / name, size, seed=size)
     files["huge.bin"] = make_stamped_sparse(d / "www" / "huge.bin", HUGE)
     files["gib.bin"] = make_stamped_sparse(d / "www" / "gib.bin", GIB)
-    p12, p13 = free_port(), free_port()
-    (d / "nginx.conf").write_text(CONF.format(
-        d=d, cert=certs["rsa"][0], key=certs["rsa"][1], p12=p12, p13=p13))
-    log = d / "shim.log"
-    before = tls_stat()
-    proc = Proc([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)],
-                shim_env(shim_config, KTLS_SHIM_LOG=f"file:{log}"), quiet=True,
-                reap=False)
-    wait_port(p12), wait_port(p13)
-    state = {"dir": d, "files": files, "ports": {"1.2": p12, "1.3": p13},
-             "log": log, "before": before, "proc": proc}
+    state = start_nginx(d, certs, shim_config, files)
     try:
         yield state
     finally:
-        if proc.p.poll() is None:
-            proc.p.send_signal(signal.SIGQUIT)  # graceful: summaries
-            proc.wait(timeout=120)
-        # The VM's /tmp is memory: later modules need the room.
-        shutil.rmtree(d / "www", ignore_errors=True)
+        stop_nginx(state)
 
 
 def make_stamped_sparse(path, size):
@@ -304,6 +317,117 @@ def test_nginx_sendfile_syscalls_on_tls_socket(nginx, workdir):
         assert "sendfile(" not in text, text[:2000]
         assert wrote >= 2 * (BIG // 4), (wrote, text[:2000])
         assert not any(d.values()), d
+
+
+# A peer that asked for small records (RFC 6066 max_fragment_length, issue
+# 20): the bug was nginx, sendfile on and engine = shim, sending an
+# unshimmed `s_client -maxfraglen 512` 16 KiB records through the kernel.
+# OpenSSL's own installer (auto) declines such a session
+# (record-size-limited); the shim's engine gives the kernel the limit
+# (TLS_TX_MAX_PAYLOAD_LEN, which the 7.2 VM kernel takes) or keeps TX in
+# userspace (record-size-limited: 6.1). RX stays either way (libssl reading
+# the kernel's socket holds each read to the limit) or cannot move (TLS 1.3
+# on a kernel that cannot rekey).
+LIMITS = kernel_limits_tx()
+# The most a record's body exceeds its plaintext: TLS 1.2 GCM's explicit
+# nonce and tag (ChaCha20's tag alone is less); TLS 1.3's inner content
+# type and tag.
+OVERHEAD = {"1.2": 8 + 16, "1.3": 1 + 16}
+# s_client -msg: the 5-byte header of each record it reads.
+HEADER_RE = re.compile(r"^<<< [^\n]*RecordHeader \[length 0005\]\n"
+                       r" +(\w\w) \w\w \w\w (\w\w) (\w\w)$", re.M)
+
+
+def mfl_expect(engine, tls):
+    """(tx, rx) of the worker's session with such a peer."""
+    if engine == "auto":  # OpenSSL declines before any kernel is asked
+        return "record-size-limited", "record-size-limited"
+    if not KERNEL:
+        return "kernel-has-no-tls", "kernel-has-no-tls"
+    return ("kernel" if LIMITS else "record-size-limited",
+            "kernel-cannot-rekey-tls13" if tls == "1.3" and not REKEY
+            else "record-size-limited")
+
+
+@pytest.fixture(scope="module")
+def nginx_by_engine(workdir, certs, shim_config):
+    """One nginx (the config above: sendfile on) per KTLS_SHIM_ENGINE,
+    started when a test first asks for it, serving a 1 MiB file."""
+    running = {}
+
+    def get(engine):
+        if engine not in running:
+            d = workdir / f"nginx-{engine}"
+            (d / "www").mkdir(parents=True)
+            files = {"1m.bin": make_file(d / "www" / "1m.bin", MiB, seed=20)}
+            running[engine] = start_nginx(d, certs, shim_config, files,
+                                          KTLS_SHIM_ENGINE=engine)
+        return running[engine]
+    try:
+        yield get
+    finally:
+        for state in running.values():
+            stop_nginx(state)
+
+
+@pytest.mark.parametrize("limit", [512, 4096])
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+@pytest.mark.parametrize("engine", [
+    "auto", pytest.param("shim", marks=pytest.mark.openssl_30_record_layer(
+        "the shim's engine: 3.2+ keeps the session in userspace"))])
+def test_nginx_peer_max_fragment_length(nginx_by_engine, engine, tls, limit,
+                                        workdir):
+    """An unshimmed s_client asks for `limit`-byte records and fetches
+    1 MiB (HTTP/1.0: nginx closes when done). s_client enforces the limit
+    it asked for (OpenSSL 3.0: "data length too long", the connection
+    fails), so the whole body, sha256-intact, is one proof; the other is
+    every record header it read (-msg) within the limit."""
+    ngx = nginx_by_engine(engine)
+    log, port = ngx["log"], ngx["ports"][tls]
+    mark = log.stat().st_size if log.exists() else 0
+    msgs = workdir / f"mfl-{engine}-{tls}-{limit}.txt"
+    before = tls_stat()
+    r = subprocess.run(["openssl", "s_client", "-quiet",
+                        f"-tls{tls.replace('.', '_')}", "-maxfraglen",
+                        str(limit), "-msg", "-msgfile", str(msgs),
+                        "-connect", f"127.0.0.1:{port}"],
+                       input=b"GET /1m.bin HTTP/1.0\r\nHost: x\r\n\r\n",
+                       env=plain_env(), capture_output=True, timeout=600)
+    err = r.stderr.decode(errors="replace")[-2000:]
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    assert r.returncode == 0 and head.startswith(b"HTTP/1.1 200 "), err
+    assert len(body) == MiB, (len(body), err)
+    assert hashlib.sha256(body).hexdigest() == ngx["files"]["1m.bin"]
+    sizes = [int(hi + lo, 16) for ctype, hi, lo in
+             HEADER_RE.findall(msgs.read_text()) if ctype == "17"]
+    assert len(sizes) >= MiB // limit, len(sizes)
+    assert max(sizes) <= limit + OVERHEAD[tls], max(sizes)
+    # The worker logs the close when s_client's close reaches it.
+    for _ in range(600):
+        with open(log, "rb") as f:
+            f.seek(mark)
+            own = f.read().decode(errors="replace")
+        if re.search(CLOSE_RE, own):
+            break
+        time.sleep(0.1)
+    d = delta(before, tls_stat())
+    (sess,) = shim_sessions(own)
+    (sent,) = (int(m) for m in re.findall(r"kernel_tx_bytes=(\d+)", own))
+    tx, rx = mfl_expect(engine, tls)
+    # TLS 1.3: s_client sends the GET right behind its Finished, which
+    # libssl may have read with it; the shim's engine then leaves RX alone
+    # (records-already-buffered), as it must.
+    assert sess["tx"] == tx and sess["rx"] in (
+        {rx, "records-already-buffered"} if engine == "shim" and tls == "1.3"
+        else {rx}), own[-3000:]
+    if sess["tx"] == "kernel":
+        # The body (nginx: sendfile()) and headers through the kernel's
+        # TLS, which cut them to the limit.
+        assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 0, d
+        assert sent > MiB, own[-3000:]
+    else:
+        assert d.get("TlsTxSw", 0) == d.get("TlsRxSw", 0) == 0, d
+        assert sent == 0, own[-3000:]
 
 
 # Fresh connections test_nginx_zero_copy_summary makes itself, per version.
