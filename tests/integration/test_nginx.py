@@ -420,6 +420,9 @@ def test_nginx_peer_max_fragment_length(nginx_by_engine, engine, tls, limit,
     assert sess["tx"] == tx and sess["rx"] in (
         {rx, "records-already-buffered"} if engine == "shim" and tls == "1.3"
         else {rx}), own[-3000:]
+    print(f"{engine} TLS {tls} limit {limit}: tx={sess['tx']} "
+          f"rx={sess['rx']} kernel_tx_bytes={sent}, {len(sizes)} records "
+          f"of at most {max(sizes)} bytes, TlsTxSw +{d.get('TlsTxSw', 0)}")
     if sess["tx"] == "kernel":
         # The body (nginx: sendfile()) and headers through the kernel's
         # TLS, which cut them to the limit.
