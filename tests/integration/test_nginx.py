@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from conftest import (BIG, KERNEL, Proc, delta, free_port, make_file,
-                      plain_env, sha256_file, shim_env, shim_sessions,
-                      shim_summary, tls_stat, wait_port)
+from conftest import (BIG, KERNEL, REKEY, MiB, Proc, delta, free_port,
+                      kernel_limits_tx, make_file, plain_env, sha256_file,
+                      shim_env, shim_sessions, shim_summary, tls_stat,
+                      wait_port)
 
 NGINX = "/usr/sbin/nginx"
 # The very large file: sparse, with a stamp of its own offset every MiB so
@@ -55,6 +56,32 @@ http {{
 """
 
 
+def start_nginx(d, certs, shim_config, files, **env):
+    """nginx with CONF under the shim (env: KTLS_SHIM_* on top of the
+    test defaults), serving d/www, which the caller filled (files: name
+    -> sha256); its state for the tests."""
+    p12, p13 = free_port(), free_port()
+    (d / "nginx.conf").write_text(CONF.format(
+        d=d, cert=certs["rsa"][0], key=certs["rsa"][1], p12=p12, p13=p13))
+    log = d / "shim.log"
+    before = tls_stat()
+    proc = Proc([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)],
+                shim_env(shim_config, KTLS_SHIM_LOG=f"file:{log}", **env),
+                quiet=True, reap=False)
+    wait_port(p12), wait_port(p13)
+    return {"dir": d, "files": files, "ports": {"1.2": p12, "1.3": p13},
+            "log": log, "before": before, "proc": proc}
+
+
+def stop_nginx(state):
+    proc = state["proc"]
+    if proc.p.poll() is None:
+        proc.p.send_signal(signal.SIGQUIT)  # graceful: summaries
+        proc.wait(timeout=120)
+    # The VM's /tmp is memory: later modules need the room.
+    shutil.rmtree(state["dir"] / "www", ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def nginx(workdir, certs, shim_config):
     assert os.path.exists(NGINX), "nginx is not installed (scripts/install-deps)"
@@ -66,25 +93,11 @@ def nginx(workdir, certs, shim_config):
         files[name] = make_file(d / "www" / name, size, seed=size)
     files["huge.bin"] = make_stamped_sparse(d / "www" / "huge.bin", HUGE)
     files["gib.bin"] = make_stamped_sparse(d / "www" / "gib.bin", GIB)
-    p12, p13 = free_port(), free_port()
-    (d / "nginx.conf").write_text(CONF.format(
-        d=d, cert=certs["rsa"][0], key=certs["rsa"][1], p12=p12, p13=p13))
-    log = d / "shim.log"
-    before = tls_stat()
-    proc = Proc([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)],
-                shim_env(shim_config, KTLS_SHIM_LOG=f"file:{log}"), quiet=True,
-                reap=False)
-    wait_port(p12), wait_port(p13)
-    state = {"dir": d, "files": files, "ports": {"1.2": p12, "1.3": p13},
-             "log": log, "before": before, "proc": proc}
+    state = start_nginx(d, certs, shim_config, files)
     try:
         yield state
     finally:
-        if proc.p.poll() is None:
-            proc.p.send_signal(signal.SIGQUIT)  # graceful: summaries
-            proc.wait(timeout=120)
-        # The VM's /tmp is memory: later modules need the room.
-        shutil.rmtree(d / "www", ignore_errors=True)
+        stop_nginx(state)
 
 
 def make_stamped_sparse(path, size):
@@ -304,6 +317,102 @@ def test_nginx_sendfile_syscalls_on_tls_socket(nginx, workdir):
         assert "sendfile(" not in text, text[:2000]
         assert wrote >= 2 * (BIG // 4), (wrote, text[:2000])
         assert not any(d.values()), d
+
+
+# A peer that asked for small records (RFC 6066 max_fragment_length, issue
+# 20): the bug was nginx, sendfile on and engine = shim, sending an
+# unshimmed `s_client -maxfraglen 512` 16 KiB records through the kernel.
+# OpenSSL's own installer (auto) declines such a session
+# (record-size-limited); the shim's engine gives the kernel the limit
+# (TLS_TX_MAX_PAYLOAD_LEN, which the 7.2 VM kernel takes) or keeps TX in
+# userspace (record-size-limited: 6.1). RX stays either way (libssl reading
+# the kernel's socket holds each read to the limit) or cannot move (TLS 1.3
+# on a kernel that cannot rekey).
+LIMITS = kernel_limits_tx()
+# The most a record's body exceeds its plaintext: TLS 1.2 GCM's explicit
+# nonce and tag (ChaCha20's tag alone is less); TLS 1.3's inner content
+# type and tag.
+OVERHEAD = {"1.2": 8 + 16, "1.3": 1 + 16}
+# s_client -msg: the 5-byte header of each record it reads.
+HEADER_RE = re.compile(r"^<<< [^\n]*RecordHeader \[length 0005\]\n"
+                       r" +(\w\w) \w\w \w\w (\w\w) (\w\w)$", re.M)
+
+
+def mfl_expect(engine, tls):
+    """(tx, rx) of the worker's session with such a peer."""
+    if engine == "auto":  # OpenSSL declines before any kernel is asked
+        return "record-size-limited", "record-size-limited"
+    if not KERNEL:
+        return "kernel-has-no-tls", "kernel-has-no-tls"
+    return ("kernel" if LIMITS else "record-size-limited",
+            "kernel-cannot-rekey-tls13" if tls == "1.3" and not REKEY
+            else "record-size-limited")
+
+
+@pytest.mark.parametrize("limit", [512, 4096])
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+@pytest.mark.parametrize("engine", [
+    "auto", pytest.param("shim", marks=pytest.mark.openssl_30_record_layer(
+        "the shim's engine: 3.2+ keeps the session in userspace"))])
+def test_nginx_peer_max_fragment_length(engine, tls, limit, workdir, certs,
+                                        shim_config):
+    """An nginx of its own (this engine, the config above: sendfile on)
+    serves 1 MiB to an unshimmed s_client that asks for `limit`-byte
+    records (HTTP/1.0: nginx closes when done). s_client enforces the
+    limit it asked for (OpenSSL 3.0: "data length too long", the
+    connection fails), so the whole body, sha256-intact, is one proof; the
+    other is every record header it read (-msg) within the limit. Then
+    nginx stops, and its log says which way the body went."""
+    home = workdir / f"nginx-{engine}-{tls}-{limit}"
+    (home / "www").mkdir(parents=True)
+    want = make_file(home / "www" / "1m.bin", MiB, seed=20)
+    ngx = start_nginx(home, certs, shim_config, {"1m.bin": want},
+                      KTLS_SHIM_ENGINE=engine)
+    msgs = home / "s_client-msg.txt"
+    try:
+        before = tls_stat()
+        r = subprocess.run(["openssl", "s_client", "-quiet",
+                            f"-tls{tls.replace('.', '_')}", "-maxfraglen",
+                            str(limit), "-msg", "-msgfile", str(msgs),
+                            "-connect", f"127.0.0.1:{ngx['ports'][tls]}"],
+                           input=b"GET /1m.bin HTTP/1.0\r\nHost: x\r\n\r\n",
+                           env=plain_env(), capture_output=True, timeout=600)
+        d = delta(before, tls_stat())
+    finally:
+        stop_nginx(ngx)  # graceful: every close and summary logged
+    err = r.stderr.decode(errors="replace")[-2000:]
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    assert r.returncode == 0 and head.startswith(b"HTTP/1.1 200 "), err
+    assert len(body) == MiB, (len(body), err)
+    assert hashlib.sha256(body).hexdigest() == want
+    sizes = [int(hi + lo, 16) for ctype, hi, lo in
+             HEADER_RE.findall(msgs.read_text()) if ctype == "17"]
+    assert len(sizes) >= MiB // limit, len(sizes)
+    assert max(sizes) <= limit + OVERHEAD[tls], max(sizes)
+    log = ngx["log"].read_text()
+    (sess,) = shim_sessions(log)
+    (sent,) = (int(m) for m in re.findall(r"kernel_tx_bytes=(\d+)", log))
+    zc = sum(int(m) for m in re.findall(r"sendfile_kernel_bytes=(\d+)", log))
+    tx, rx = mfl_expect(engine, tls)
+    # TLS 1.3: s_client sends the GET right behind its Finished, which
+    # libssl may have read with it; the shim's engine then leaves RX alone
+    # (records-already-buffered), as it must.
+    assert sess["tx"] == tx and sess["rx"] in (
+        {rx, "records-already-buffered"} if engine == "shim" and tls == "1.3"
+        else {rx}), log[-3000:]
+    print(f"{engine} TLS {tls} limit {limit}: tx={sess['tx']} "
+          f"rx={sess['rx']} kernel_tx_bytes={sent} sendfile_kernel_bytes="
+          f"{zc}, {len(sizes)} records of at most {max(sizes)} bytes, "
+          f"TlsTxSw +{d.get('TlsTxSw', 0)}")
+    if sess["tx"] == "kernel":
+        # The bug's path: the body went out with sendfile() (the shim's
+        # count at exit), the kernel's TLS cutting it to the limit.
+        assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 0, d
+        assert zc == MiB and sent > MiB, log[-3000:]
+        assert "sendfile_emulated" not in log, log[-3000:]
+    else:
+        assert d.get("TlsTxSw", 0) == d.get("TlsRxSw", 0) == 0, d
+        assert sent == zc == 0, log[-3000:]
 
 
 # Fresh connections test_nginx_zero_copy_summary makes itself, per version.

@@ -11,43 +11,18 @@ shim) TX moves with the limit; where it does not, TX stays in userspace
 (record-size-limited). OpenSSL's own installer (auto) declines such a
 session itself, and the shim says why.
 """
-import errno
 import re
-import socket
-import struct
 
 import pytest
 
 from conftest import (GXFER, KERNEL, NO_KTLS_PRELOAD, OSSL_REKEYS, REKEY, XFER, MiB,
-                      Proc, delta, make_file, one_conn_intact, plain_env,
-                      rx_state, shim_env, shim_sessions, tls_stat)
+                      Proc, delta, kernel_limits_tx, make_file,
+                      one_conn_intact, plain_env, rx_state, shim_env,
+                      shim_sessions, tls_stat)
 
-SOL_TLS, TLS_TX, TCP_ULP, TLS_TX_MAX_PAYLOAD_LEN = 282, 1, 31, 5
 # Record body overhead over the plaintext, AES-128-GCM: TLS 1.2's explicit
 # nonce and tag; TLS 1.3's inner content type and tag.
 OVERHEAD = {"1.2": 8 + 16, "1.3": 1 + 16}
-
-
-def kernel_limits_tx():
-    """Whether this kernel takes TLS_TX_MAX_PAYLOAD_LEN: a TLS 1.2 socket
-    with a zero AES-128-GCM key, asked for 512-byte records."""
-    if not KERNEL:
-        return False
-    ls = socket.create_server(("127.0.0.1", 0))
-    c = socket.create_connection(ls.getsockname())
-    s, _ = ls.accept()
-    try:
-        c.setsockopt(socket.IPPROTO_TCP, TCP_ULP, b"tls")
-        c.setsockopt(SOL_TLS, TLS_TX,
-                     struct.pack("HH", 0x0303, 51) + bytes(36))
-        c.setsockopt(SOL_TLS, TLS_TX_MAX_PAYLOAD_LEN, struct.pack("H", 512))
-        return True
-    except OSError as e:
-        assert e.errno in (errno.ENOPROTOOPT, errno.EINVAL), e
-        return False
-    finally:
-        for x in (c, s, ls):
-            x.close()
 
 
 LIMITS = kernel_limits_tx()
