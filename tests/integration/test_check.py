@@ -13,7 +13,9 @@ import subprocess
 import pytest
 
 from conftest import (ASAN_RT, BUILD, CONFIG_PATH, KERNEL, REKEY, REQUIRE_ALL,
-                      SHIM, plain_env, san_options)
+                      SHIM, Proc, delta, free_port, plain_env, san_options,
+                      shim_sessions, tls_stat)
+from test_programs import s_client_get
 
 STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
 LINE_RE = re.compile(r"^(ok|warn|FAIL|info) +([a-z0-9-]+) +(\S.*)$")
@@ -94,6 +96,38 @@ def test_ktls_run_check_is_the_same():
                         "--check"])
     assert r2.returncode == r1.returncode
     assert lines2.keys() == lines1.keys()
+
+
+def test_ktls_run_s_server_moves_where_check_says_ok(certs, workdir):
+    """The operator's two steps: check, then the server under ktls-run
+    (`ktls-run openssl s_server ...`): its session moves into the kernel
+    where check's verdict is ok, and stays in userspace, the shim saying
+    why, where it is FAIL."""
+    _, lines = check()
+    data = os.urandom(256 * 1024)
+    (workdir / "ktls-run.bin").write_bytes(data)
+    env = plain_env()
+    if ASAN_RT:
+        env.update(san_options(), LD_PRELOAD=ASAN_RT)
+    port = free_port()
+    srv = Proc([os.path.join(BUILD, "tools", "ktls-run"), "--log-level",
+                "debug", "openssl", "s_server", "-WWW", "-accept", str(port),
+                "-naccept", "1", "-cert", certs["rsa"][0], "-key",
+                certs["rsa"][1]], env, cwd=str(workdir),
+               stdin=subprocess.DEVNULL)
+    srv.wait_line("ACCEPT")
+    before = tls_stat()
+    r, body = s_client_get(port, "ktls-run.bin", "1.2", plain_env())
+    assert srv.wait() == 0, srv.err
+    assert body == data, r.stderr
+    sess = shim_sessions(srv.err)
+    assert len(sess) == 1, srv.err
+    assert (lines["verdict"][0] == "ok") == KERNEL
+    if KERNEL:
+        assert sess[0]["tx"] == "kernel" and sess[0]["rx"] == "kernel", sess
+        assert delta(before, tls_stat())["TlsTxSw"] == 1
+    else:
+        assert sess[0]["tx"] == "kernel-has-no-tls", sess
 
 
 @pytest.mark.host_only("usage errors: the same on every kernel")

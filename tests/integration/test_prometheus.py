@@ -2,10 +2,12 @@
 us: the textfile it writes parses with the Prometheus client library's
 own parser, holds the kernel's /proc/net/tls_stat counters where there are
 any (with or without the eBPF accounting) and says which of the two are
-there. The per-program rows and the UTF-8 of comm are rendered from a
-made-up snapshot in tests/unit/test_stats_views.c. And a real
-node_exporter (Debian's prometheus-node-exporter, its textfile collector
-alone) serves what was written at its /metrics."""
+there; Prometheus's own `promtool check metrics` (its parser and its
+linter) takes it, and rejects it broken. The per-program rows and the UTF-8
+of comm are rendered from a made-up snapshot in
+tests/unit/test_stats_views.c. And a real node_exporter (Debian's
+prometheus-node-exporter, its textfile collector alone) serves what was
+written at its /metrics."""
 import os
 import subprocess
 import urllib.request
@@ -13,7 +15,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BUILD, KERNEL, REQUIRE_ALL, free_port, tls_stat, wait_port
+from conftest import (BUILD, KERNEL, PROMTOOL, REQUIRE_ALL, free_port,
+                      tls_stat, wait_port)
 
 STATS = os.path.join(BUILD, "tools", "ktls-shim-stats")
 PINNED = "/sys/fs/bpf/ktls-shim/sockets"
@@ -72,6 +75,52 @@ def test_stdout_is_the_same_text():
     assert r.returncode == 0, r.stderr
     assert ("ktls_kernel_tls_stat_available", frozenset()) in samples(
         r.stdout)
+
+
+def promtool_check(text):
+    return subprocess.run([PROMTOOL, "check", "metrics"], input=text,
+                          capture_output=True, text=True, timeout=60)
+
+
+# What promtool must refuse, made from our own text: a format error (its
+# parser, exit 1) and a lint error (every gauge turned counter, a name
+# without _total: exit 3).
+BROKEN = {
+    "second_type_line": lambda t: t.replace(
+        "# TYPE ktls_shim_ebpf_loaded gauge\n",
+        "# TYPE ktls_shim_ebpf_loaded gauge\n"
+        "# TYPE ktls_shim_ebpf_loaded gauge\n", 1),
+    "counter_without_total": lambda t: t.replace(" gauge\n", " counter\n"),
+}
+
+
+@pytest.mark.parametrize("broken", [None, *(
+    pytest.param(b, marks=pytest.mark.host_only("promtool refusing a text: "
+                                                "the same on every kernel"))
+    for b in BROKEN)])
+def test_promtool_checks_the_textfile(broken):
+    """Whatever this kernel gives (the tls_stat counters in the VM, two
+    gauges on a host without kTLS), promtool's parser and linter find
+    nothing to say; the same text broken (on the host), they refuse it."""
+    if not os.access(PROMTOOL, os.X_OK):
+        msg = f"promtool not installed ({PROMTOOL}: scripts/install-deps)"
+        if REQUIRE_ALL:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    r = stats("show", "--prometheus")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    if broken is None:
+        p = promtool_check(text)
+        assert p.returncode == 0 and p.stdout == "" and p.stderr == "", p
+        return
+    bad = BROKEN[broken](text)
+    assert bad != text
+    p = promtool_check(bad)
+    assert p.returncode == {"second_type_line": 1,
+                            "counter_without_total": 3}[broken], p
+    assert ("second TYPE line" if broken == "second_type_line"
+            else 'should have "_total" suffix') in p.stdout + p.stderr, p
 
 
 @pytest.mark.host_only("usage errors: the same on every kernel")
