@@ -143,20 +143,22 @@ static int moved_by_gnutls(struct ktls_gts *g, int fd, uint16_t version,
 static unsigned tx_record_limit(struct ktls_gts *g, uint16_t version)
 {
 	unsigned sem = version == KTLS_TLS13;
-	size_t n;
 	int peer = atomic_load(&g->peer_rsl);
-	if (ktls_gt.record_get_max_send_size)
-		n = ktls_gt.record_get_max_send_size(g->s);
-	else if (peer < 0)
+	if (!ktls_gt.record_get_max_send_size && peer < 0)
 		return 0;
-	else if (peer > 0)
-		n = (size_t)peer;
-	else
-		n = ktls_gt.record_get_max_size(g->s);
+	if (!ktls_gt.record_get_max_send_size && peer > 0) {
+		/* Exact: RFC 8449's value less TLS 1.3's content type. */
+		unsigned n = (unsigned)peer - sem;
+		return n >= KTLS_MAX_PLAINTEXT ? KTLS_MAX_PLAINTEXT : n;
+	}
+	size_t n = ktls_gt.record_get_max_send_size
+			   ? ktls_gt.record_get_max_send_size(g->s)
+			   : ktls_gt.record_get_max_size(g->s);
 	if (n <= sem)
 		return 0; /* no answer: nothing to promise with */
-	return n - sem >= KTLS_MAX_PLAINTEXT ? KTLS_MAX_PLAINTEXT
-					     : (unsigned)(n - sem);
+	/* 16 KiB: no limit; below, one byte to spare in TLS 1.3. */
+	return n >= KTLS_MAX_PLAINTEXT ? KTLS_MAX_PLAINTEXT
+				       : (unsigned)(n - sem);
 }
 
 /* RX: the kernel takes records up to 16 KiB whatever we promised, and
