@@ -400,6 +400,12 @@ KERNEL_DUPLICATES = [
     # engine = shim (server-tls1.3-shim); the host runs auto under it.
     ("sid", r"test_valgrind\.py::test_transfer_under_memcheck\["
      r"client-tls1\.3-auto\]", "the engine's paths run in the shim case"),
+    # 40 s: memcheck over the record layer for libssl without kTLS (TLS
+    # 1.2, sendfile): the host runs it (host-plain), the ASan VM suite its
+    # kernel paths (record_layer_moves, python_ssl no-ktls), the unit
+    # tests under memcheck the crypto_info it builds.
+    ("sid", r"test_valgrind\.py::test_transfer_under_memcheck\["
+     r"server-tls1\.2-no-ktls\]", "its kernel paths run under ASan"),
     # 37 s: CPython's test_ssl with engine = shim: the engine's sessions
     # under a large real program run in test_programs' python_ssl cases
     # (every engine, both kernels) and test_matrix; auto, the default,
