@@ -104,10 +104,10 @@ void ktls_gts_on_init(gnutls_session_t s, unsigned flags)
 	pthread_mutex_unlock(&mu);
 	/* In the table first: GnuTLS calls keylog_cb and the hello hook
 	 * from the handshake. */
-	if (!(flags & GNUTLS_DATAGRAM) && ktls_gt_bind())
-		ktls_gts_hello_watch(g);
-	if (!(flags & GNUTLS_DATAGRAM) && ktls_gt_bind() &&
-	    ktls_gt_rekey_wanted()) {
+	if ((flags & GNUTLS_DATAGRAM) || !ktls_gt_bind())
+		return;
+	ktls_gts_hello_watch(g);
+	if (ktls_gt_rekey_wanted()) {
 		atomic_store(&g->prog_keylog,
 			     ktls_gt.session_get_keylog_function(s));
 		atomic_fetch_or(&g->st, GTS_KEYLOG);
