@@ -272,7 +272,9 @@ def pytest_configure(config):
         "case per module checks that they do and say why)")
 
 
-# Which VM suite this is (tests/meson.build sets it: bookworm, sid): a case
+# Which VM suite this is (tests/meson.build sets it: bookworm and sid for
+# Debian 12, trixie-sid and trixie-trixie for the Debian 13 root; the first
+# field below is a regex matched against the whole name): a case
 # listed here for a suite is deselected there because the other kernel (or
 # this kernel, in another case) runs it with the same outcome. The kernels
 # differ in: TLS 1.3 rekey (7.2 only; 6.1 keeps TLS 1.3 RX in userspace by
@@ -312,15 +314,9 @@ KERNEL_DUPLICATES = [
     # OpenSSL 3.0 on every kernel (no kernel RX, no rekey); sid runs it.
     ("bookworm", r"test_matrix\.py::test_tls13_rx_engine\[.*-openssl\]",
      "TLS 1.3 RX stays with OpenSSL on every kernel"),
-    # 17 s: Python ssl, TLS 1.2 with the shim's installer: both directions
-    # in the kernel as with auto (which 6.1 runs, also the shim's record
-    # layer: no-ktls); sid runs it.
-    ("bookworm", r"test_programs\.py::test_python_ssl\[\w+-1\.2-shim\]",
-     "TLS 1.2 moves both ways on both kernels"),
-    # 12 s: shimmed s_server sends with SSL_write (no sendfile): its TLS 1.2
-    # TX is the same on both kernels; sid runs it, 6.1 runs 1.3.
-    ("bookworm", r"test_programs\.py::test_curl_downloads_from_shimmed_"
-     r"s_server\[1\.2\]", "TLS 1.2 TX, no sendfile"),
+    # (Python's ssl with engine = shim over TLS 1.2 and a shimmed s_server
+    # over TLS 1.2 ran on sid only; since Debian 12's programs left sid
+    # for Debian 13's (tests/meson.build), 6.1 runs them.)
     # 12 s: TLS 1.2 resumption: the shim's installer as above (sid runs
     # it), and tls13_rx_without_rekey, which changes nothing for TLS 1.2
     # (1.2-auto runs here).
@@ -339,14 +335,17 @@ KERNEL_DUPLICATES = [
     # The config's and the environment's refusals, allowlists and
     # overrides, setuid programs: what they decide is the shim's, before
     # any kernel is asked; they assert only "moved" or not, which 6.1 and
-    # 7.2 answer alike (TX). The host and sid run them.
+    # 7.2 answer alike (TX). The host and sid run them (config_env:
+    # Debian 13's sid suite, vm-trixie-sid).
     ("bookworm", r"test_(config_env|hostile_config|setuid)\.py::",
      "the config decides before the kernel is asked"),
     # Programs' own transports: whether the shim proves one is its watch
     # of libc calls during the handshake, the same on every kernel. 6.1
     # runs what differs there: TLS 1.3 TX in the kernel while RX stays on
     # the program's transport (qemu-img both ways, a migration, GnuTLS
-    # push and vec); the rest, refusals included, on sid and the host.
+    # push and vec); the rest, refusals included, on sid (qemu with
+    # Debian 12; the GnuTLS push/pull tool with Debian 13's GnuTLS 3.8.9,
+    # vm-trixie-sid) and the host.
     ("bookworm", r"test_qemu\.py::(test_qemu_img_with_nbdkit\[\w+-psk\]|"
      r"test_qemu_img_custom_transports_off|test_qemu_nbd_serves_nbdcopy|"
      r"test_migration\[(source|destination|multifd)\])",
@@ -355,17 +354,17 @@ KERNEL_DUPLICATES = [
      r"test_custom_transports_off|test_own_transport_moves\[(push-1\.2|"
      r"vec-1\.2|vec-1\.3-blocking|send)-)",
      "the transport's proof does not depend on the kernel"),
-    # The refusals' blocking twins: the host runs them; sid the
+    # The refusals' blocking twins: the host runs them; Debian 13's sid the
     # non-blocking ones, where a refused session must leave the kernel
     # untouched.
-    ("sid", r"test_custom_transport\.py::test_own_transport_refused\[\w+-"
-     r"(client|server)-blocking\]",
+    ("trixie-sid", r"test_custom_transport\.py::test_own_transport_"
+     r"refused\[\w+-(client|server)-blocking\]",
      "the transport's proof does not depend on the kernel"),
     # Cut when qemu's and the custom transports' tests joined (a CI run
     # of 38m54s: vm-sid 810 s, vm-bookworm 429 s), each the same outcome
     # on both kernels, so one of them runs it (and the host, always):
     # 11 s: the open/close soak is the shim's fd table, not the kernel's
-    # (sid runs it).
+    # (Debian 13's sid suite runs it, and vm-asan-sid with Debian 12).
     ("bookworm", r"test_soak\.py::", "the shim's fd table, not the kernel"),
     # ~25 s: the record layer for a libssl without kTLS over TLS 1.2 moves
     # both directions on both kernels (sid runs these; 6.1 runs TLS 1.3,
@@ -387,13 +386,14 @@ KERNEL_DUPLICATES = [
     # 19 s: 200 parallel nginx connections, the shim's per-fd state under
     # one worker: the host runs it, and test_load's 1,000 concurrent moved
     # connections run on both kernels.
-    ("sid", r"test_nginx\.py::test_nginx_concurrent_connections$",
+    ("sid|trixie-sid", r"test_nginx\.py::test_nginx_concurrent_connections$",
      "concurrency in the shim, not the kernel"),
     # nginx to a peer that asked for small records, engine = auto: OpenSSL
     # declines the session (record-size-limited) before any kernel is
     # asked; 6.1 runs it. engine = shim differs by kernel (TX in the
     # kernel with the limit on 7.2, in userspace on 6.1): both run it.
-    ("sid", r"test_nginx\.py::test_nginx_peer_max_fragment_length\[auto-",
+    ("sid|trixie-sid", r"test_nginx\.py::test_nginx_peer_max_fragment_length"
+     r"\[auto-",
      "OpenSSL declines before any kernel is asked"),
     # 31 s: memcheck over OpenSSL's own kTLS TX with the engine's RX
     # (auto): the engine's TLS 1.3 paths run under memcheck with
@@ -404,7 +404,7 @@ KERNEL_DUPLICATES = [
     # 1.2, sendfile): the host runs it (host-plain), the ASan VM suite its
     # kernel paths (record_layer_moves, python_ssl no-ktls), the unit
     # tests under memcheck the crypto_info it builds.
-    ("sid", r"test_valgrind\.py::test_transfer_under_memcheck\["
+    ("sid|trixie-sid", r"test_valgrind\.py::test_transfer_under_memcheck\["
      r"server-tls1\.2-no-ktls\]", "its kernel paths run under ASan"),
     # 37 s: CPython's test_ssl with engine = shim: the engine's sessions
     # under a large real program run in test_programs' python_ssl cases
@@ -418,7 +418,7 @@ KERNEL_DUPLICATES = [
     ("sid", r"test_qemu\.py::(test_qemu_nbd_serves_nbdcopy\[(read-psk|"
      r"write-x509)\]|test_migration\[destination\])",
      "the transport's proof does not depend on the kernel"),
-    ("sid", r"test_custom_transport\.py::test_own_transport_refused\["
+    ("trixie-sid", r"test_custom_transport\.py::test_own_transport_refused\["
      r"(dupfd|sendto)-", "the transport's proof does not depend on the kernel"),
     # ~15 s: TLS 1.3 record padding: whether TX stays is decided by the
     # shim (and OpenSSL) before any key reaches the kernel, the same on
@@ -448,13 +448,20 @@ KERNEL_DUPLICATES = [
     # kernel; 6.1 and Debian 13's 6.12 (vm-trixie-trixie) run it.
     ("sid", r"test_check\.py::test_ktls_run_s_server_moves_where_check_"
      r"says_ok$", "TLS 1.2 moves both ways on every kernel"),
+    # Debian 13 on the newest kernel (vm-trixie-sid) runs every program
+    # suite (tests/meson.build). 26 s: memcheck over the GnuTLS engine:
+    # GnuTLS 3.7.9 and 3.8.9 reach the same shim code (neither has
+    # record_get_max_send_size or kTLS of its own); vm-sid runs it.
+    ("trixie-sid", r"test_valgrind\.py::test_transfer_under_memcheck\["
+     r"client-tls1\.3-gnutls\]", "the same GnuTLS engine paths over 3.7.9"),
 ]
 
 
 def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
     for item in items:
-        dup = any(suite == VM_SUITE and re.search(node_re, item.nodeid)
+        dup = any(re.fullmatch(suite, VM_SUITE) and
+                  re.search(node_re, item.nodeid)
                   for suite, node_re, _ in KERNEL_DUPLICATES)
         host_only = KERNEL and item.get_closest_marker("host_only")
         no_rekey_only = (not KERNEL or REKEY) and item.get_closest_marker(
