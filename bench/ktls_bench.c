@@ -13,6 +13,12 @@
  *       which go the same way first, in --segments S (default 4) parts of
  *       N/S bytes each, and report the part with the least CPU per byte
  *       (plus the totals, the spread and the fastest part's wall time).
+ *       --mark: the sender starts the payload only once the receiver has
+ *       read the whole warm-up (a pipe between them), then executes the
+ *       TCG window marker (bench/tcg/tcg_mark.h); the receiver executes it
+ *       again when it has read everything: the window of the guest
+ *       instruction counts (bench/tcg/insn_count.c) holds the payload's
+ *       work on both sides and nothing of the warm-up.
  *   ktls_bench conn --mode M --tls 1.2|1.3 --cipher C --conns K [--resp N]
  *                   [--warm-conns J]
  *       K sequential connections: handshake, N bytes of response, close;
@@ -74,6 +80,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "tcg_mark.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
@@ -242,8 +250,11 @@ struct opts {
 	const char *tls, *cipher, *file;
 	size_t size;
 	unsigned long long bytes, file_size, resp, warmup;
-	int conns, warm_conns, verify, timeout, segments;
+	int conns, warm_conns, verify, timeout, segments, mark;
 };
+
+/* --mark: the receiver writes one byte here when it has the warm-up. */
+static int g_sync[2] = { -1, -1 };
 
 static const struct cipher_map {
 	const char *name, *tls12, *tls13;
@@ -614,6 +625,13 @@ static void bulk_sender(const struct opts *o, int ls, struct side *me)
 			unsigned long long k = (sent - o->warmup) / seg;
 			if (sent == o->warmup + k * seg &&
 			    k < (unsigned long long)o->segments) {
+				if (k == 0 && o->mark) {
+					char x;
+					if (read(g_sync[0], &x, 1) != 1)
+						fail("warm-up sync: %s",
+						     strerror(errno));
+					tcg_mark();
+				}
 				if (k == 0)
 					seg_start(&g, sent);
 				else
@@ -730,6 +748,8 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 		/* A segment starts with the first read at or after its first
 		 * byte (a read straddling the boundary counts before it). */
 		if (k < o->segments && got >= next) {
+			if (k == 0 && o->mark && write(g_sync[1], "", 1) != 1)
+				fail("warm-up sync: %s", strerror(errno));
 			if (k == 0)
 				seg_start(&g, got);
 			else
@@ -758,6 +778,8 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 		check_bytes(o, map, buf, n, got, me);
 		got += n;
 	}
+	if (o->mark)
+		tcg_mark();
 	seg_close(&g, me, got, 0);
 	if (s) {
 		/* Session state read after the transfer: TLS 1.3 sessions
@@ -1042,7 +1064,7 @@ static void usage(void)
 		"usage: ktls_bench probe\n"
 		"       ktls_bench bulk --mode a|b|c|d|e --tls 1.2|1.3 "
 		"--cipher C --size W --bytes N [--warmup N] [--segments S] "
-		"[--file F] [--file-size N] [--verify]\n"
+		"[--file F] [--file-size N] [--verify] [--mark]\n"
 		"       ktls_bench conn --mode a|b|d|e --tls 1.2|1.3 "
 		"--cipher C --conns K [--resp N] [--warm-conns J]\n"
 		"ciphers: aes-128-gcm aes-256-gcm chacha20-poly1305\n");
@@ -1072,6 +1094,7 @@ int main(int argc, char **argv)
 		{ "conns", 1, 0, 'k' },	    { "resp", 1, 0, 'r' },
 		{ "timeout", 1, 0, 'T' },   { "warmup", 1, 0, 'W' },
 		{ "warm-conns", 1, 0, 'K' }, { "segments", 1, 0, 'G' },
+		{ "mark", 0, 0, 'M' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, warm_set = 0, warmc_set = 0;
@@ -1086,6 +1109,7 @@ int main(int argc, char **argv)
 		case 'f': o.file = optarg; break;
 		case 'F': o.file_size = strtoull(optarg, NULL, 0); break;
 		case 'V': o.verify = 1; break;
+		case 'M': o.mark = 1; break;
 		case 'k': o.conns = atoi(optarg); break;
 		case 'r': o.resp = strtoull(optarg, NULL, 0); break;
 		case 'T': o.timeout = atoi(optarg); break;
@@ -1146,6 +1170,8 @@ int main(int argc, char **argv)
 	    listen(ls, 128) || getsockname(ls, (struct sockaddr *)&sa, &al))
 		fail("listen: %s", strerror(errno));
 
+	if (o.mark && pipe2(g_sync, O_CLOEXEC))
+		fail("pipe: %s", strerror(errno));
 	struct child snd, rcv;
 	spawn(&snd, &o, ls, &sa, 1, bulk);
 	spawn(&rcv, &o, ls, &sa, 0, bulk);

@@ -1,0 +1,135 @@
+"""Guest instruction counts (bench/tcg/insn_count.c, a QEMU TCG plugin):
+reading the plugin's snapshots, the CSV columns, the report's section and
+their checks. Deterministic: the same on any host, under any host load (the
+VM runs them with one vCPU and -icount, bench/README.md "Deterministic")."""
+import os
+
+GIB = 1 << 30
+
+# Guest instructions per GiB of payload over the window that ktls_bench
+# --mark brackets (payload only, both processes, the whole guest), user
+# (lower half) and kernel (upper half); spread: (max - min) / min of the
+# total over --insn-repeats runs of the same case (empty for one run).
+INSN_COLS = ["g_insn_user_per_gib", "g_insn_kernel_per_gib",
+             "g_insn_per_gib", "g_insn_spread"]
+
+PLUGIN = os.path.join("bench", "tcg", "libinsn_count.so")
+# icount: virtual time = instructions (1 ns each): timer interrupts and
+# preemption land at the same instruction in every run. Measured (8 MiB,
+# TLS 1.2, 16 KiB writes, three runs each, 6.1 guest): without it, mode b's
+# kernel count varied 83.0M..94.5M (-smp 1) and 95.0M..96.8M (-smp 2);
+# with -smp 1 -icount shift=0,sleep=off: 90.47M..90.63M (0.17%), mode a
+# 49.51M..49.52M (user identical to 30 ppm).
+VM_ARGS = ["--smp", "1", "--icount", "shift=0,sleep=off"]
+
+
+def marks_count(path):
+    try:
+        with open(path) as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return 0
+
+
+def window(path, before):
+    """(user, kernel) instructions between the two marker lines the plugin
+    wrote after line `before`; raises RuntimeError otherwise."""
+    with open(path) as fh:
+        lines = fh.read().splitlines()[before:]
+    marks = [ln.split() for ln in lines if ln.startswith("mark ")]
+    if len(marks) != 2:
+        raise RuntimeError(f"{len(marks)} window markers in {path}, want 2")
+    (u0, k0), (u1, k1) = [(int(m[3]), int(m[4])) for m in marks]
+    return u1 - u0, k1 - k0
+
+
+def measure(run, path, repeats):
+    """Runs run() (one marked case; returns its record) `repeats` times;
+    returns the first record with g_insn_* added."""
+    rec, totals = None, []
+    for _ in range(repeats):
+        before = marks_count(path)
+        r = run()
+        u, k = window(path, before)
+        totals.append(u + k)
+        if rec is None:
+            rec = dict(r, g_insn_user=str(u), g_insn_kernel=str(k))
+    if len(totals) > 1:
+        rec["g_insn_spread"] = f"{(max(totals) - min(totals)) / min(totals):.6f}"
+    return rec
+
+
+def row_cols(r):
+    """The INSN_COLS of one bulk record (empty strings when not counted)."""
+    out = dict.fromkeys(INSN_COLS, "")
+    if "g_insn_user" not in r:
+        return out
+    per = GIB / float(r["bytes"])
+    u, k = int(r["g_insn_user"]), int(r["g_insn_kernel"])
+    out.update(g_insn_user_per_gib=f"{u * per:.0f}",
+               g_insn_kernel_per_gib=f"{k * per:.0f}",
+               g_insn_per_gib=f"{(u + k) * per:.0f}",
+               g_insn_spread=r.get("g_insn_spread", ""))
+    return out
+
+
+def _g(x):
+    """Instructions per GiB, in G (10^9)."""
+    return f"{float(x) / 1e9:.2f}"
+
+
+def md_section(bulk, size_label, cipher_label, md_table):
+    rows = [r for r in bulk if r.get("g_insn_per_gib")]
+    if not rows:
+        return []
+    a = {(r["tls"], r["cipher"], r["write_size"]): r for r in rows
+         if r["mode"] == "a"}
+    L = ["## Deterministic: guest instructions per GiB", "",
+         "**Deterministic** (not a time): guest instructions executed per "
+         "GiB of payload, counted by a QEMU TCG plugin "
+         "(bench/tcg/insn_count.c) between two markers that bracket the "
+         "payload (after the warm-up, until the receiver has it all), both "
+         "processes and the whole guest kernel, in G (10^9). user/kernel: "
+         "by the instruction's address (lower/upper half). x a: total "
+         "against mode a of the same TLS version, cipher and write size "
+         "(below 1: less work). A `rep movs` copy counts one instruction "
+         "per element moved (TCG repeats it per iteration), so copies show "
+         "up here too; the copy columns give the bytes copied through "
+         "userspace per payload byte. spread: (max - min) / min of the "
+         "total over repeated runs of the case.", ""]
+    lines = []
+    for r in rows:
+        ra = a.get((r["tls"], r["cipher"], r["write_size"]))
+        x = (f"{float(r['g_insn_per_gib']) / float(ra['g_insn_per_gib']):.2f}"
+             if ra else "n/a")
+        lines.append([
+            r["mode"], r["tls"], cipher_label.get(r["cipher"], r["cipher"]),
+            size_label(r["write_size"]),
+            f"{r['ktls_tx']}/{r['ktls_rx']}"
+            + (" sf" if r["sendfile_used"] == "1" else ""),
+            _g(r["g_insn_user_per_gib"]), _g(r["g_insn_kernel_per_gib"]),
+            _g(r["g_insn_per_gib"]), x,
+            r["s_syscalls_per_gib"], r["s_copy_gib_per_gib"],
+            r["r_copy_gib_per_gib"],
+            f"{float(r['g_insn_spread']) * 100:.3f}%"
+            if r["g_insn_spread"] else "-"])
+    L += md_table(["mode", "TLS", "cipher", "write", "tx/rx", "user G/GiB",
+                   "kernel G/GiB", "total G/GiB", "x a", "s calls/GiB",
+                   "s copy", "r copy", "spread"], lines)
+    return L + [""]
+
+
+def check_rows(path, bulk, probs):
+    for i, r in enumerate(bulk, start=2):
+        if "g_insn_per_gib" not in r or not r["g_insn_per_gib"]:
+            continue
+        where = f"{path}:{i}"
+        if r["emulated"] != "yes":
+            probs.add(where, "guest instruction counts outside the VM")
+        try:
+            u, k, t = (float(r[c]) for c in INSN_COLS[:3])
+        except ValueError:
+            probs.add(where, "g_insn_* are not all numbers")
+            continue
+        if abs(u + k - t) > 2 or t <= 0:
+            probs.add(where, f"g_insn user {u} + kernel {k} != total {t}")
