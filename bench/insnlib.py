@@ -133,3 +133,48 @@ def check_rows(path, bulk, probs):
             continue
         if abs(u + k - t) > 2 or t <= 0:
             probs.add(where, f"g_insn user {u} + kernel {k} != total {t}")
+
+
+# ---- for the process-level benches (nginx-bench, nbd-bench) ---------------
+
+def vm_setup(build, want):
+    """ktls-vm arguments that load the counter, and the inner bench's
+    --marks argument; ([], []) when not wanted or not built. The marks file
+    lives in a fresh directory shared with the guest."""
+    plugin = os.path.join(build, PLUGIN)
+    if want == "off" or not os.path.isfile(plugin):
+        if want == "on":
+            raise SystemExit(f"{plugin} is missing (scripts/install-deps "
+                             "puts qemu-plugin.h in place; then rebuild)")
+        return [], []
+    import tempfile
+    d = tempfile.mkdtemp(prefix="ktls-insns.", dir="/var/tmp")
+    marks = os.path.join(d, "tcg-marks")
+    return (VM_ARGS + ["--share", d, "--plugin", f"{plugin},out={marks}"],
+            ["--marks", marks])
+
+
+def counted(build, marks, fn):
+    """Runs fn() between two executions of bench/tcg/tcg-mark; returns
+    (fn's result, user, kernel) with the guest instructions in between, or
+    (result, None, None) without marks."""
+    import subprocess
+    if not marks:
+        return fn(), None, None
+    mark = os.path.join(build, "bench", "tcg", "tcg-mark")
+    before = marks_count(marks)
+    subprocess.run([mark], check=True)
+    res = fn()
+    subprocess.run([mark], check=True)
+    u, k = window(marks, before)
+    return res, u, k
+
+
+def per_gib(u, k, nbytes):
+    """The deterministic columns of a process-level bench row."""
+    if u is None:
+        return {}
+    f = GIB / nbytes
+    return {"g_insn_user_per_GiB": round(u * f),
+            "g_insn_kernel_per_GiB": round(k * f),
+            "g_insn_per_GiB": round((u + k) * f)}
