@@ -73,14 +73,16 @@ CONN_COLS = META_COLS + [
     # the client's fastest); these from all segments together
     "segments", "s_cpu_spread", "c_cpu_spread", "conns_per_s_all",
     "s_cpu_ms_per_conn_all", "c_cpu_ms_per_conn_all",
-]
+] + insnlib.CONN_INSN_COLS  # deterministic, VM only (bench/insnlib.py)
+CONN_COLS_LEGACY = CONN_COLS[:-len(insnlib.CONN_INSN_COLS)]
 CONN_NUM = ["conns", "resp_bytes", "wall_s", "conns_per_s", "s_hs_ms",
             "c_hs_ms", "s_cpu_ms_per_conn", "c_cpu_ms_per_conn",
             "s_calls_per_conn", "c_calls_per_conn", "s_syscalls_per_conn",
             "c_syscalls_per_conn", "segments", "s_cpu_spread",
             "c_cpu_spread", "conns_per_s_all", "s_cpu_ms_per_conn_all",
-            "c_cpu_ms_per_conn_all"]
-CONN_OPTIONAL = ["s_syscalls_per_conn", "c_syscalls_per_conn"]  # no strace
+            "c_cpu_ms_per_conn_all"] + insnlib.CONN_INSN_COLS
+CONN_OPTIONAL = ["s_syscalls_per_conn", "c_syscalls_per_conn"  # no strace
+                 ] + insnlib.CONN_INSN_COLS
 CONN_FLAGS = ["ktls_tx", "ktls_rx", "c_ktls_tx", "c_ktls_rx"]
 
 INTERPOSE_COLS = META_COLS + [
@@ -223,6 +225,7 @@ def conn_row(meta, r, strace=None):
             row[f"{side}_strace_per_conn"] = " ".join(
                 f"{n}:{v:.2f}" for n, v in sorted(per.items())
                 if abs(v) >= 0.05)
+    row.update(insnlib.row_cols(r, insnlib.CONN_INSN_COLS))
     return row
 
 
@@ -537,7 +540,7 @@ def write_md(path, stem, meta, bulk, conn, interpose, command):
             L += md_table(["mode", "TLS", "side", "syscalls", "by name",
                            "hs ms" + (" (emul.)" if emulated else "")],
                           extra)
-        L += [""]
+        L += [""] + insnlib.md_conn(conn, md_table)
 
     if interpose:
         r0 = interpose[0]
@@ -786,7 +789,8 @@ def check(stem):
                       legacy=BULK_COLS_LEGACY)
     insnlib.check_rows(o["bulk"], bulk, probs)
     conn = _check_csv(o["conn"], CONN_COLS, CONN_NUM, CONN_FLAGS, "conn",
-                      probs, optional=CONN_OPTIONAL)
+                      probs, optional=CONN_OPTIONAL, legacy=CONN_COLS_LEGACY)
+    insnlib.check_rows(o["conn"], conn, probs, insnlib.CONN_INSN_COLS)
     _check_csv(o["interpose"], INTERPOSE_COLS, INTERPOSE_NUM, [],
                "interpose", probs)
     for i, r in enumerate(bulk, start=2):

@@ -13,6 +13,11 @@ GIB = 1 << 30
 INSN_COLS = ["g_insn_user_per_gib", "g_insn_kernel_per_gib",
              "g_insn_per_gib", "g_insn_spread"]
 
+# The same per connection (handshake, 1 KiB response, close_notify both
+# ways), over the timed connections of a conn case.
+CONN_INSN_COLS = ["g_insn_user_per_conn", "g_insn_kernel_per_conn",
+                  "g_insn_per_conn", "g_insn_spread"]
+
 PLUGIN = os.path.join("bench", "tcg", "libinsn_count.so")
 # icount: virtual time = instructions (1 ns each): timer interrupts and
 # preemption land at the same instruction in every run. Measured (8 MiB,
@@ -44,33 +49,60 @@ def window(path, before):
 
 
 def measure(run, path, repeats):
-    """Runs run() (one marked case; returns its record) `repeats` times;
-    returns the first record with g_insn_* added."""
-    rec, totals = None, []
+    """Runs run() (one marked case; returns its record and stderr)
+    `repeats` times; returns the first's, with g_insn_* added."""
+    first, totals = None, []
     for _ in range(repeats):
         before = marks_count(path)
-        r = run()
+        r, err = run()
         u, k = window(path, before)
         totals.append(u + k)
-        if rec is None:
-            rec = dict(r, g_insn_user=str(u), g_insn_kernel=str(k))
+        if first is None:
+            first = (dict(r, g_insn_user=str(u), g_insn_kernel=str(k)), err)
     if len(totals) > 1:
-        rec["g_insn_spread"] = f"{(max(totals) - min(totals)) / min(totals):.6f}"
-    return rec
+        first[0]["g_insn_spread"] = \
+            f"{(max(totals) - min(totals)) / min(totals):.6f}"
+    return first
 
 
-def row_cols(r):
-    """The INSN_COLS of one bulk record (empty strings when not counted)."""
-    out = dict.fromkeys(INSN_COLS, "")
+def row_cols(r, cols=INSN_COLS):
+    """The INSN_COLS (CONN_INSN_COLS) of one bulk (conn) record: per GiB
+    of payload (per connection); empty strings when not counted."""
+    out = dict.fromkeys(cols, "")
     if "g_insn_user" not in r:
         return out
-    per = GIB / float(r["bytes"])
+    per = (GIB / float(r["bytes"]) if cols is INSN_COLS
+           else 1 / float(r["conns"]))
     u, k = int(r["g_insn_user"]), int(r["g_insn_kernel"])
-    out.update(g_insn_user_per_gib=f"{u * per:.0f}",
-               g_insn_kernel_per_gib=f"{k * per:.0f}",
-               g_insn_per_gib=f"{(u + k) * per:.0f}",
-               g_insn_spread=r.get("g_insn_spread", ""))
+    out.update({cols[0]: f"{u * per:.0f}", cols[1]: f"{k * per:.0f}",
+                cols[2]: f"{(u + k) * per:.0f}",
+                cols[3]: r.get("g_insn_spread", "")})
     return out
+
+
+def md_conn(conn, md_table):
+    rows = [r for r in conn if r.get("g_insn_per_conn")]
+    if not rows:
+        return []
+    a = {r["tls"]: r for r in rows if r["mode"] == "a"}
+    lines = []
+    for r in rows:
+        ra = a.get(r["tls"])
+        lines.append([
+            r["mode"], r["tls"], f"{r['ktls_tx']}/{r['ktls_rx']}",
+            f"{int(r['g_insn_user_per_conn']):,}",
+            f"{int(r['g_insn_kernel_per_conn']):,}",
+            f"{int(r['g_insn_per_conn']):,}",
+            f"{int(r['g_insn_per_conn']) - int(ra['g_insn_per_conn']):+,}"
+            if ra else "n/a",
+            f"{float(r['g_insn_spread']) * 100:.3f}%"
+            if r["g_insn_spread"] else "-"])
+    return ["**Deterministic**: guest instructions per connection (both "
+            "processes, whole guest; QEMU TCG plugin, bench/tcg), between "
+            "markers around the timed connections; - a: added against mode "
+            "a of the same TLS version (the switch cost in instructions).",
+            ""] + md_table(["mode", "TLS", "tx/rx", "user", "kernel",
+                            "total", "- a", "spread"], lines) + [""]
 
 
 def _g(x):
@@ -116,18 +148,53 @@ def md_section(bulk, size_label, cipher_label, md_table):
     L += md_table(["mode", "TLS", "cipher", "write", "tx/rx", "user G/GiB",
                    "kernel G/GiB", "total G/GiB", "x a", "s calls/GiB",
                    "s copy", "r copy", "spread"], lines)
-    return L + [""]
+    return L + [""] + _crossover(rows, a, size_label, cipher_label, md_table)
 
 
-def check_rows(path, bulk, probs):
-    for i, r in enumerate(bulk, start=2):
-        if "g_insn_per_gib" not in r or not r["g_insn_per_gib"]:
+def _crossover(rows, a, size_label, cipher_label, md_table):
+    """Per mode: the smallest write size from which it executes fewer guest
+    instructions per GiB than (a) at that and every larger size tested."""
+    combos = sorted({(r["tls"], r["cipher"]) for r in rows
+                     if r["mode"] in "bcd"})
+    sizes = sorted({int(r["write_size"]) for r in rows}, reverse=True)
+    ix = {(r["mode"], r["tls"], r["cipher"], int(r["write_size"])): r
+          for r in rows}
+    lines = []
+    for t, c in combos:
+        row = [f"TLS {t}", cipher_label.get(c, c)]
+        for m in "bcd":
+            best, seen = None, False
+            for sz in sizes:
+                x, ra = ix.get((m, t, c, sz)), a.get((t, c, str(sz)))
+                if not x or not ra:
+                    continue
+                seen = True
+                if float(x["g_insn_per_gib"]) < float(ra["g_insn_per_gib"]):
+                    best = sz
+                else:
+                    break
+            row.append("n/a" if not seen else "never" if best is None else
+                       "all" if best == sizes[-1] else
+                       f">= {size_label(best)}")
+        lines.append(row)
+    if not lines:
+        return []
+    return ["Small writes, deterministic: the smallest write size from which "
+            "the mode executes fewer guest instructions per GiB than (a) at "
+            "that and every larger size of this run (\"never\": not even "
+            "at the largest; \"all\": already at the smallest).", ""] + \
+        md_table(["TLS", "cipher", "b", "c", "d"], lines) + [""]
+
+
+def check_rows(path, rows, probs, cols=INSN_COLS):
+    for i, r in enumerate(rows, start=2):
+        if not r.get(cols[2]):
             continue
         where = f"{path}:{i}"
         if r["emulated"] != "yes":
             probs.add(where, "guest instruction counts outside the VM")
         try:
-            u, k, t = (float(r[c]) for c in INSN_COLS[:3])
+            u, k, t = (float(r[c]) for c in cols[:3])
         except ValueError:
             probs.add(where, "g_insn_* are not all numbers")
             continue

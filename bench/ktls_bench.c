@@ -24,6 +24,8 @@
  *       K sequential connections: handshake, N bytes of response, close;
  *       timed after J untimed ones (default K/10, at least 1), in
  *       segments as for bulk (the s_bytes/r_bytes are connections then).
+ *       --mark: TCG window markers around the timed connections, the
+ *       sides synchronised at both edges (mark_sync_wait).
  *
  * Modes: a = userspace OpenSSL (SSL_OP_ENABLE_KTLS cleared; refuses to run
  * with the shim preloaded); b = SSL_write, options untouched: run it with
@@ -814,12 +816,35 @@ static void conn_seg(const struct opts *o, struct segs *g, struct side *me,
 		seg_close(g, me, (unsigned long long)i, 1);
 }
 
+/* --mark for conn: the server tells the client when it is done with the
+ * untimed connections and again with the timed ones (it has closed its
+ * side); the client executes the marker each time it hears so: the window
+ * holds the timed connections' work on both sides, and both sides are
+ * idle at its edges. Outside the segments: no counted call. */
+static void mark_sync_tell(const struct opts *o)
+{
+	if (o->mark && write(g_sync[1], "", 1) != 1)
+		fail("conn sync: %s", strerror(errno));
+}
+
+static void mark_sync_wait(const struct opts *o)
+{
+	char x;
+	if (!o->mark)
+		return;
+	if (read(g_sync[0], &x, 1) != 1)
+		fail("conn sync: %s", strerror(errno));
+	tcg_mark();
+}
+
 static void conn_server(const struct opts *o, int ls, struct side *me)
 {
 	unsigned char *resp = calloc(1, o->resp ? o->resp : 1);
 	SSL_CTX *ctx = o->mode != 'e' ? make_ctx(o, 1) : NULL;
 	struct segs g = { 0 };
 	for (int i = 0; i < o->warm_conns + o->conns; i++) {
+		if (i == o->warm_conns)
+			mark_sync_tell(o);
 		conn_seg(o, &g, me, i - o->warm_conns);
 		int fd = accept_one(ls);
 		if (!ctx) {
@@ -843,6 +868,7 @@ static void conn_server(const struct opts *o, int ls, struct side *me)
 		close(fd);
 	}
 	seg_close(&g, me, (unsigned long long)o->conns, 0);
+	mark_sync_tell(o);
 	me->conns = o->conns;
 	SSL_CTX_free(ctx);
 	free(resp);
@@ -856,6 +882,8 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 	SSL_CTX *ctx = o->mode != 'e' ? make_ctx(o, 0) : NULL;
 	struct segs g = { 0 };
 	for (int i = 0; i < o->warm_conns + o->conns; i++) {
+		if (i == o->warm_conns)
+			mark_sync_wait(o);
 		conn_seg(o, &g, me, i - o->warm_conns);
 		int fd = connect_to(sa);
 		unsigned long long got = 0;
@@ -883,6 +911,7 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 			     o->resp);
 	}
 	seg_close(&g, me, (unsigned long long)o->conns, 0);
+	mark_sync_wait(o);
 	me->conns = o->conns;
 	SSL_CTX_free(ctx);
 	me->ok = 1;
@@ -1066,7 +1095,7 @@ static void usage(void)
 		"--cipher C --size W --bytes N [--warmup N] [--segments S] "
 		"[--file F] [--file-size N] [--verify] [--mark]\n"
 		"       ktls_bench conn --mode a|b|d|e --tls 1.2|1.3 "
-		"--cipher C --conns K [--resp N] [--warm-conns J]\n"
+		"--cipher C --conns K [--resp N] [--warm-conns J] [--mark]\n"
 		"ciphers: aes-128-gcm aes-256-gcm chacha20-poly1305\n");
 	exit(2);
 }
