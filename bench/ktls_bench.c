@@ -264,10 +264,13 @@ static int g_sync[2] = { -1, -1 };
  * tick: sleeps (the other side is blocked, so the guest idles; under
  * -icount sleep=off that costs no time) until 0.5 ms past the next
  * multiple of 20 ms of CLOCK_MONOTONIC, a grid that holds the tick of
- * HZ 100, 250 and 1000. Without it the tick landed at another point of
- * each repetition: measured (4 MiB, 6.1 guest, -icount), repeats of the
- * same case differed by up to 4.3% (mode a, 256 B: kernel 447 M vs 421 M
- * instructions), most by under 0.1%. */
+ * HZ 100, 250 and 1000, so that ticks fall at the same points of every
+ * repetition. Measured (4 MiB, 6.1 guest, -icount): repeats differed by up
+ * to 4.3% (mode a, 256 B: kernel 447 M vs 421 M instructions) before this
+ * and the uncounted first run (bench/insnlib.py measure) came in; with
+ * both, repeats 2 and 3 agreed to 0.02% where run 1 was 3.7% off: most of
+ * the gain is the uncounted run, this one's share was not measured apart.
+ * Some small-write cases stay bimodal in the kernel count (README). */
 static void mark_aligned(void)
 {
 	struct timespec t;
