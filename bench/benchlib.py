@@ -11,6 +11,8 @@ import struct
 import subprocess
 import tempfile
 
+import insnlib  # noqa: E402  (same directory, on sys.path)
+
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -46,7 +48,9 @@ BULK_COLS = META_COLS + [
     # per byte; throughput: the fastest); these from all segments together
     "s_cpu_spread", "r_cpu_spread", "s_cpu_s_per_gib_all",
     "r_cpu_s_per_gib_all", "throughput_all_mib_s",
-]
+] + insnlib.INSN_COLS  # deterministic, VM only (bench/insnlib.py)
+# Runs from before the instruction counts lack those columns.
+BULK_COLS_LEGACY = BULK_COLS[:-len(insnlib.INSN_COLS)]
 BULK_NUM = BULK_COLS[BULK_COLS.index("write_size"):]
 BULK_NUM.remove("ktls_tx"), BULK_NUM.remove("ktls_rx")
 BULK_NUM.remove("lib_ktls_tx"), BULK_NUM.remove("lib_ktls_rx")
@@ -69,14 +73,16 @@ CONN_COLS = META_COLS + [
     # the client's fastest); these from all segments together
     "segments", "s_cpu_spread", "c_cpu_spread", "conns_per_s_all",
     "s_cpu_ms_per_conn_all", "c_cpu_ms_per_conn_all",
-]
+] + insnlib.CONN_INSN_COLS  # deterministic, VM only (bench/insnlib.py)
+CONN_COLS_LEGACY = CONN_COLS[:-len(insnlib.CONN_INSN_COLS)]
 CONN_NUM = ["conns", "resp_bytes", "wall_s", "conns_per_s", "s_hs_ms",
             "c_hs_ms", "s_cpu_ms_per_conn", "c_cpu_ms_per_conn",
             "s_calls_per_conn", "c_calls_per_conn", "s_syscalls_per_conn",
             "c_syscalls_per_conn", "segments", "s_cpu_spread",
             "c_cpu_spread", "conns_per_s_all", "s_cpu_ms_per_conn_all",
-            "c_cpu_ms_per_conn_all"]
-CONN_OPTIONAL = ["s_syscalls_per_conn", "c_syscalls_per_conn"]  # no strace
+            "c_cpu_ms_per_conn_all"] + insnlib.CONN_INSN_COLS
+CONN_OPTIONAL = ["s_syscalls_per_conn", "c_syscalls_per_conn"  # no strace
+                 ] + insnlib.CONN_INSN_COLS
 CONN_FLAGS = ["ktls_tx", "ktls_rx", "c_ktls_tx", "c_ktls_rx"]
 
 INTERPOSE_COLS = META_COLS + [
@@ -172,6 +178,7 @@ def bulk_row(meta, r):
         "throughput_all_mib_s":
             f"{f['r_all_bytes'] / MIB / f['r_all_wall_s']:.3f}",
     })
+    row.update(insnlib.row_cols(r))
     return row
 
 
@@ -218,6 +225,7 @@ def conn_row(meta, r, strace=None):
             row[f"{side}_strace_per_conn"] = " ".join(
                 f"{n}:{v:.2f}" for n, v in sorted(per.items())
                 if abs(v) >= 0.05)
+    row.update(insnlib.row_cols(r, insnlib.CONN_INSN_COLS))
     return row
 
 
@@ -473,6 +481,7 @@ def write_md(path, stem, meta, bulk, conn, interpose, command):
                    "s calls/GiB", "r calls/GiB", "s copy", "r copy"], lines)
     L += ["", "Modes: " + "; ".join(f"({m}) {d}" for m, d in MODES.items())
           + ". \"sf\": the sender used SSL_sendfile.", ""]
+    L += insnlib.md_section(bulk, size_label, CIPHER_LABEL, md_table)
 
     if conn:
         L += ["## Connections: handshake-to-kernel switch cost", "",
@@ -531,7 +540,7 @@ def write_md(path, stem, meta, bulk, conn, interpose, command):
             L += md_table(["mode", "TLS", "side", "syscalls", "by name",
                            "hs ms" + (" (emul.)" if emulated else "")],
                           extra)
-        L += [""]
+        L += [""] + insnlib.md_conn(conn, md_table)
 
     if interpose:
         r0 = interpose[0]
@@ -663,7 +672,8 @@ class Problems(list):
         self.append(f"{where}: {what}")
 
 
-def _check_csv(path, cols, num, flags, kind, probs, optional=()):
+def _check_csv(path, cols, num, flags, kind, probs, optional=(),
+               legacy=None):
     if not os.path.isfile(path):
         probs.add(path, "missing")
         return []
@@ -674,6 +684,9 @@ def _check_csv(path, cols, num, flags, kind, probs, optional=()):
         except StopIteration:
             probs.add(path, "empty")
             return []
+        if legacy and header == legacy:
+            cols = legacy
+            num = [c for c in num if c in legacy]
         if header != cols:
             probs.add(path, f"columns differ: {header} != {cols}")
             return []
@@ -772,9 +785,12 @@ def check(stem):
     probs = Problems()
     o = outputs(stem)
     bulk = _check_csv(o["bulk"], BULK_COLS, BULK_NUM, BULK_FLAGS, "bulk",
-                      probs)
+                      probs, optional=insnlib.INSN_COLS,
+                      legacy=BULK_COLS_LEGACY)
+    insnlib.check_rows(o["bulk"], bulk, probs)
     conn = _check_csv(o["conn"], CONN_COLS, CONN_NUM, CONN_FLAGS, "conn",
-                      probs, optional=CONN_OPTIONAL)
+                      probs, optional=CONN_OPTIONAL, legacy=CONN_COLS_LEGACY)
+    insnlib.check_rows(o["conn"], conn, probs, insnlib.CONN_INSN_COLS)
     _check_csv(o["interpose"], INTERPOSE_COLS, INTERPOSE_NUM, [],
                "interpose", probs)
     for i, r in enumerate(bulk, start=2):

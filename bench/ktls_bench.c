@@ -13,11 +13,19 @@
  *       which go the same way first, in --segments S (default 4) parts of
  *       N/S bytes each, and report the part with the least CPU per byte
  *       (plus the totals, the spread and the fastest part's wall time).
+ *       --mark: the sender starts the payload only once the receiver has
+ *       read the whole warm-up (a pipe between them), then executes the
+ *       TCG window marker (bench/tcg/tcg_mark.h); the receiver executes it
+ *       again when it has read everything: the window of the guest
+ *       instruction counts (bench/tcg/insn_count.c) holds the payload's
+ *       work on both sides and nothing of the warm-up.
  *   ktls_bench conn --mode M --tls 1.2|1.3 --cipher C --conns K [--resp N]
  *                   [--warm-conns J]
  *       K sequential connections: handshake, N bytes of response, close;
  *       timed after J untimed ones (default K/10, at least 1), in
  *       segments as for bulk (the s_bytes/r_bytes are connections then).
+ *       --mark: TCG window markers around the timed connections, the
+ *       sides synchronised at both edges (mark_sync_wait).
  *
  * Modes: a = userspace OpenSSL (SSL_OP_ENABLE_KTLS cleared; refuses to run
  * with the shim preloaded); b = SSL_write, options untouched: run it with
@@ -74,6 +82,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/prctl.h>
+
+#include "tcg_mark.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282
@@ -242,8 +254,37 @@ struct opts {
 	const char *tls, *cipher, *file;
 	size_t size;
 	unsigned long long bytes, file_size, resp, warmup;
-	int conns, warm_conns, verify, timeout, segments;
+	int conns, warm_conns, verify, timeout, segments, mark;
 };
+
+/* --mark: the receiver writes one byte here when it has the warm-up. */
+static int g_sync[2] = { -1, -1 };
+
+/* Executes the TCG window marker at a fixed phase of the kernel's timer
+ * tick: sleeps (the other side is blocked, so the guest idles; under
+ * -icount sleep=off that costs no time) until 0.5 ms past the next
+ * multiple of 20 ms of CLOCK_MONOTONIC, a grid that holds the tick of
+ * HZ 100, 250 and 1000, so that ticks fall at the same points of every
+ * repetition. Measured (4 MiB, 6.1 guest, -icount): repeats differed by up
+ * to 4.3% (mode a, 256 B: kernel 447 M vs 421 M instructions) before this
+ * and the uncounted first run (bench/insnlib.py measure) came in; with
+ * both, repeats 2 and 3 agreed to 0.02% where run 1 was 3.7% off: most of
+ * the gain is the uncounted run, this one's share was not measured apart.
+ * Some small-write cases stay bimodal in the kernel count (README). */
+static void mark_aligned(void)
+{
+	struct timespec t;
+	prctl(PR_SET_TIMERSLACK, 1UL);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	long long ns = (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+	ns = (ns / 20000000LL + 2) * 20000000LL + 500000LL;
+	t.tv_sec = (time_t)(ns / 1000000000LL);
+	t.tv_nsec = (long)(ns % 1000000000LL);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) ==
+	       EINTR)
+		;
+	tcg_mark();
+}
 
 static const struct cipher_map {
 	const char *name, *tls12, *tls13;
@@ -614,6 +655,13 @@ static void bulk_sender(const struct opts *o, int ls, struct side *me)
 			unsigned long long k = (sent - o->warmup) / seg;
 			if (sent == o->warmup + k * seg &&
 			    k < (unsigned long long)o->segments) {
+				if (k == 0 && o->mark) {
+					char x;
+					if (read(g_sync[0], &x, 1) != 1)
+						fail("warm-up sync: %s",
+						     strerror(errno));
+					mark_aligned();
+				}
 				if (k == 0)
 					seg_start(&g, sent);
 				else
@@ -730,6 +778,8 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 		/* A segment starts with the first read at or after its first
 		 * byte (a read straddling the boundary counts before it). */
 		if (k < o->segments && got >= next) {
+			if (k == 0 && o->mark && write(g_sync[1], "", 1) != 1)
+				fail("warm-up sync: %s", strerror(errno));
 			if (k == 0)
 				seg_start(&g, got);
 			else
@@ -758,6 +808,8 @@ static void bulk_receiver(const struct opts *o, const struct sockaddr_in *sa,
 		check_bytes(o, map, buf, n, got, me);
 		got += n;
 	}
+	if (o->mark)
+		tcg_mark();
 	seg_close(&g, me, got, 0);
 	if (s) {
 		/* Session state read after the transfer: TLS 1.3 sessions
@@ -792,12 +844,38 @@ static void conn_seg(const struct opts *o, struct segs *g, struct side *me,
 		seg_close(g, me, (unsigned long long)i, 1);
 }
 
+/* --mark for conn: the server tells the client when it is done with the
+ * untimed connections and again with the timed ones (it has closed its
+ * side); the client executes the marker each time it hears so: the window
+ * holds the timed connections' work on both sides, and both sides are
+ * idle at its edges. Outside the segments: no counted call. */
+static void mark_sync_tell(const struct opts *o)
+{
+	if (o->mark && write(g_sync[1], "", 1) != 1)
+		fail("conn sync: %s", strerror(errno));
+}
+
+static void mark_sync_wait(const struct opts *o, int start)
+{
+	char x;
+	if (!o->mark)
+		return;
+	if (read(g_sync[0], &x, 1) != 1)
+		fail("conn sync: %s", strerror(errno));
+	if (start)
+		mark_aligned();
+	else
+		tcg_mark();
+}
+
 static void conn_server(const struct opts *o, int ls, struct side *me)
 {
 	unsigned char *resp = calloc(1, o->resp ? o->resp : 1);
 	SSL_CTX *ctx = o->mode != 'e' ? make_ctx(o, 1) : NULL;
 	struct segs g = { 0 };
 	for (int i = 0; i < o->warm_conns + o->conns; i++) {
+		if (i == o->warm_conns)
+			mark_sync_tell(o);
 		conn_seg(o, &g, me, i - o->warm_conns);
 		int fd = accept_one(ls);
 		if (!ctx) {
@@ -821,6 +899,7 @@ static void conn_server(const struct opts *o, int ls, struct side *me)
 		close(fd);
 	}
 	seg_close(&g, me, (unsigned long long)o->conns, 0);
+	mark_sync_tell(o);
 	me->conns = o->conns;
 	SSL_CTX_free(ctx);
 	free(resp);
@@ -834,6 +913,8 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 	SSL_CTX *ctx = o->mode != 'e' ? make_ctx(o, 0) : NULL;
 	struct segs g = { 0 };
 	for (int i = 0; i < o->warm_conns + o->conns; i++) {
+		if (i == o->warm_conns)
+			mark_sync_wait(o, 1);
 		conn_seg(o, &g, me, i - o->warm_conns);
 		int fd = connect_to(sa);
 		unsigned long long got = 0;
@@ -861,6 +942,7 @@ static void conn_client(const struct opts *o, const struct sockaddr_in *sa,
 			     o->resp);
 	}
 	seg_close(&g, me, (unsigned long long)o->conns, 0);
+	mark_sync_wait(o, 0);
 	me->conns = o->conns;
 	SSL_CTX_free(ctx);
 	me->ok = 1;
@@ -1042,9 +1124,9 @@ static void usage(void)
 		"usage: ktls_bench probe\n"
 		"       ktls_bench bulk --mode a|b|c|d|e --tls 1.2|1.3 "
 		"--cipher C --size W --bytes N [--warmup N] [--segments S] "
-		"[--file F] [--file-size N] [--verify]\n"
+		"[--file F] [--file-size N] [--verify] [--mark]\n"
 		"       ktls_bench conn --mode a|b|d|e --tls 1.2|1.3 "
-		"--cipher C --conns K [--resp N] [--warm-conns J]\n"
+		"--cipher C --conns K [--resp N] [--warm-conns J] [--mark]\n"
 		"ciphers: aes-128-gcm aes-256-gcm chacha20-poly1305\n");
 	exit(2);
 }
@@ -1072,6 +1154,7 @@ int main(int argc, char **argv)
 		{ "conns", 1, 0, 'k' },	    { "resp", 1, 0, 'r' },
 		{ "timeout", 1, 0, 'T' },   { "warmup", 1, 0, 'W' },
 		{ "warm-conns", 1, 0, 'K' }, { "segments", 1, 0, 'G' },
+		{ "mark", 0, 0, 'M' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, warm_set = 0, warmc_set = 0;
@@ -1086,6 +1169,7 @@ int main(int argc, char **argv)
 		case 'f': o.file = optarg; break;
 		case 'F': o.file_size = strtoull(optarg, NULL, 0); break;
 		case 'V': o.verify = 1; break;
+		case 'M': o.mark = 1; break;
 		case 'k': o.conns = atoi(optarg); break;
 		case 'r': o.resp = strtoull(optarg, NULL, 0); break;
 		case 'T': o.timeout = atoi(optarg); break;
@@ -1146,6 +1230,8 @@ int main(int argc, char **argv)
 	    listen(ls, 128) || getsockname(ls, (struct sockaddr *)&sa, &al))
 		fail("listen: %s", strerror(errno));
 
+	if (o.mark && pipe2(g_sync, O_CLOEXEC))
+		fail("pipe: %s", strerror(errno));
 	struct child snd, rcv;
 	spawn(&snd, &o, ls, &sa, 1, bulk);
 	spawn(&rcv, &o, ls, &sa, 0, bulk);
