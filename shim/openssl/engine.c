@@ -209,3 +209,17 @@ int ktls_engine_wanted(void)
 		(ktls_cfg.versions & KTLS_VERSION_BIT_TLS13) &&
 		(ktls_cfg.directions & KTLS_DIR_RX));
 }
+
+/* Not where nothing could use them: engine = auto on a kernel known to
+ * have kTLS without rekey and no opt-in to TLS 1.3 RX there (RX stays, TX
+ * is OpenSSL's own, KeyUpdates refused). OpenSSL 3.0 formats each keylog
+ * line with one sprintf() per byte: callgrind in the 6.1 VM (ktls_bench
+ * conn, TLS 1.3, 22 handshakes) put 225k instructions per handshake on
+ * each side there, most of the shim's 270k. Where the tls module is not
+ * loaded yet nothing is known, and the callback goes in as before. */
+int ktls_engine_wants_secrets(void)
+{
+	return ktls_engine_wanted() &&
+	       (ktls_engine_all() || ktls_cfg.tls13_rx_without_rekey ||
+		!ktls_kernel_cannot_rekey());
+}

@@ -33,8 +33,10 @@ typedef void (*ktls_msg_cb)(int, int, int, const void *, size_t, SSL *,
  * implement no record_size_limit, RFC 8449: none to honour.) */
 unsigned ktls_engine_record_limit(SSL *s);
 
-/* Whether sessions should hand us their secrets at all. */
+/* Whether the engine may move anything (TLS 1.3 RX, or everything). */
 int ktls_engine_wanted(void);
+/* Whether a context should hand us its secrets (the keylog callback). */
+int ktls_engine_wants_secrets(void);
 
 /* libcrypto's KDFs, as tls/ and session/ take them. */
 const struct ktls_kdf_ops *ktls_engine_kdf(void);

@@ -84,7 +84,7 @@ static void msg_cb(int write_p, int version, int content_type,
 
 void ktls_engine_on_ctx_new(SSL_CTX *ctx)
 {
-	if (ktls_engine_wanted())
+	if (ktls_engine_wants_secrets())
 		ktls_ossl.SSL_CTX_set_keylog_callback(ctx, keylog_cb);
 	/* engine = shim on 3.2+: nothing moves, and each session line says
 	 * why (engine-shim-needs-openssl-3.0), not a warning per process. */
@@ -164,7 +164,7 @@ void ktls_engine_set_keylog_cb(SSL_CTX *ctx, ktls_keylog_cb cb)
 	int kept = ktls_ossl.SSL_CTX_set_ex_data(ctx, ktls_ossl.ctx_ex_keylog,
 						 (void *)cb);
 	ktls_ossl.SSL_CTX_set_keylog_callback(
-		ctx, kept && ktls_engine_wanted() ? keylog_cb : cb);
+		ctx, kept && ktls_engine_wants_secrets() ? keylog_cb : cb);
 }
 
 ktls_keylog_cb ktls_engine_get_keylog_cb(const SSL_CTX *ctx)

@@ -192,8 +192,12 @@ enum ktls_reason ktls_engine_move(SSL *s, int fd, struct ktls_fd *e,
 		return rx && version == KTLS_TLS13
 			       ? KTLS_R_TLS13_RX_NEEDS_ENGINE
 			       : KTLS_R_LIB_DECLINED;
-	if (!k)
-		return KTLS_R_NO_SECRET;
+	if (!k) {
+		/* No keylog callback where the RX gate cannot open
+		 * (ktls_engine_wants_secrets): the gate's reason, not ours. */
+		enum ktls_reason g = ktls_ku_rx_gate((uint16_t)version, 0);
+		return rx && g != KTLS_R_MOVED ? g : KTLS_R_NO_SECRET;
+	}
 	struct ktls_crypto_info ci;
 	enum ktls_reason r = prepare(s, fd, e, k, kc, rx, &ci);
 	if (r != KTLS_R_MOVED) {
