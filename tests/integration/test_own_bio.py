@@ -21,14 +21,15 @@ import subprocess
 import pytest
 
 from conftest import (ASAN_RT, BIG, HERE, KERNEL, OSSL_REKEYS, PY, REKEY,
-                      MiB, Proc, delta, make_file, own_moves, plain_env,
-                      sha256_file, shim_env, shim_summary, tls_stat)
+                      XFER, MiB, Proc, delta, make_file, one_conn_intact,
+                      own_moves, plain_env, sha256_file, shim_env,
+                      shim_summary, tls_stat)
 from test_custom_transport import sessions
 
 # Each way: the VM's CPU is emulated, and curl runs twice per TLS version.
 N = min(BIG // 4, 4 * MiB)
 
-pytestmark = pytest.mark.skipif(
+no_asan = pytest.mark.skipif(
     bool(ASAN_RT), reason="curl 7.88 with the ASan runtime preloaded hangs in "
     "setlocale() at start-up, shim or not; covered by the non-sanitizer run")
 
@@ -92,6 +93,20 @@ def one_session(stderr):
     return s
 
 
+def expected(tls):
+    """(tx, rx) of an own-BIO session of this version here."""
+    if own_moves(tls):
+        return ("kernel", "kernel")
+    if OSSL_REKEYS:
+        return ("own-bio-needs-openssl-3.0",) * 2
+    if not KERNEL:
+        return ("kernel-has-no-tls",) * 2
+    # TLS 1.3 on a kernel that cannot rekey: both directions or neither.
+    assert tls == "1.3" and not REKEY
+    return ("other-direction-stays", "kernel-cannot-rekey-tls13")
+
+
+@no_asan
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
 def test_curl_own_bio_moves(tls, certs, shim_config, workdir, files):
     r, d = run(certs, files, workdir, tls, shim_env(shim_config))
@@ -111,18 +126,12 @@ def test_curl_own_bio_moves(tls, certs, shim_config, workdir, files):
         assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 1, d
         assert d.get("TlsDecryptError", 0) == 0, d
     else:
-        if OSSL_REKEYS:
-            why = ("own-bio-needs-openssl-3.0",) * 2
-        elif not KERNEL:
-            why = ("kernel-has-no-tls",) * 2
-        else:  # TLS 1.3 on a kernel that cannot rekey: both or neither
-            assert tls == "1.3" and not REKEY
-            why = ("other-direction-stays", "kernel-cannot-rekey-tls13")
-        assert (s["tx"], s["rx"]) == why, s
+        assert (s["tx"], s["rx"]) == expected(tls), s
         assert summ["tx_kernel"] == summ["rx_kernel"] == 0, summ
         assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
 
 
+@no_asan
 @pytest.mark.parametrize("how", ["config", "env"])
 def test_curl_custom_transports_off(how, certs, shim_config, workdir, files,
                                     tmp_path):
@@ -139,3 +148,90 @@ def test_curl_custom_transports_off(how, certs, shim_config, workdir, files,
     assert summ["tx_kernel"] == summ["rx_kernel"] == 0, summ
     assert "tx:custom-transports-off=1" in summ["rest"], summ
     assert not any(d.values()), d
+
+
+def xfer_pair(role, certs, mode, tls, env, extra=()):
+    """tls_xfer --own-bio MODE in role (env: shimmed) against an unshimmed
+    tls_xfer over a socket BIO, N bytes each way: the shimmed end's conn
+    line and stderr and the tls_stat delta, once both agree on every
+    byte."""
+    cert, key = certs["ec"]
+    vers = ["--tls", tls] if tls else []
+    own = vers + ["--send", str(N), "--seed", "5", "--own-bio", mode,
+                  *extra]
+    other = vers + ["--send", str(N), "--seed", "6"]
+    srv = ["--role", "server", "--port", "0", "--cert", cert, "--key", key]
+    before = tls_stat()
+    if role == "server":
+        me = Proc([XFER, *srv, *own], env)
+        peer = Proc([XFER, "--role", "client", "--port",
+                     str(me.read_port()), *other], plain_env())
+    else:
+        peer = Proc([XFER, *srv, *other], plain_env())
+        me = Proc([XFER, "--role", "client", "--port",
+                   str(peer.read_port()), *own], env)
+    assert me.wait() == 0, me.err[-3000:]
+    assert peer.wait() == 0, peer.err[-3000:]
+    d = delta(before, tls_stat())
+    c, _ = one_conn_intact(me.out, peer.out, N)
+    return c, me.err, d
+
+
+# (tls, io): TLS 1.2 and 1.3 non-blocking (curl's, libpq's and
+# PostgreSQL's sockets), and a blocking socket once.
+XFER_MOVES = [("1.2", "nonblocking"), ("1.3", "nonblocking"),
+              ("1.3", "blocking")]
+
+
+@pytest.mark.parametrize("role", ["client", "server"])
+@pytest.mark.parametrize("tls,io", XFER_MOVES,
+                         ids=[f"{t}-{i}" for t, i in XFER_MOVES])
+def test_own_bio_send_recv_moves(tls, io, role, certs, shim_config):
+    """A BIO of send(MSG_NOSIGNAL)/recv() (curl's, libpq's and the
+    PostgreSQL server's shape), both roles: a TLS 1.3 server has written
+    its tickets by the time the session moves. The socket the shim learned
+    is the one tls_xfer used: the kernel's own answer (getsockopt) and the
+    shim's public query on it agree with the session line."""
+    c, err, d = xfer_pair(role, certs, "send", tls, shim_env(shim_config),
+                          ["--blocking"] if io == "blocking" else [])
+    s = one_session(err)
+    assert (s["version"], s["cipher"]) == (c["version"], c["cipher"]), s
+    tx, rx = expected(tls)
+    assert (s["tx"], s["rx"]) == (tx, rx), s
+    moved = own_moves(tls)
+    assert c["kernel_tx"] == c["kernel_rx"] == str(int(moved)), c
+    # OpenSSL itself never had kTLS here: the shim's record layer ran it.
+    assert c["lib_tx"] == c["lib_rx"] == "0", c
+    summ = shim_summary(err)
+    assert summ["sessions"] == 1, summ
+    assert summ["tx_kernel"] == summ["rx_kernel"] == int(moved), summ
+    if moved:
+        assert s["engine"] == "shim,record-layer:shim", s
+        assert c["shim"] == f"kernel=3,tracked=1,tx={tx},rx={rx}", c
+        assert summ["bytes_tx"] == summ["bytes_rx"] == N, summ
+        assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 1, d
+        assert d.get("TlsDecryptError", 0) == 0, d
+    else:
+        assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
+
+
+# mode -> the reason both directions give: what the shim must refuse.
+REFUSED = {"readahead": "transport-reads-ahead",
+           "queue": "transport-queues-writes"}
+
+
+@pytest.mark.parametrize("role", ["client", "server"])
+@pytest.mark.parametrize("mode", list(REFUSED))
+def test_own_bio_refused(mode, role, certs, shim_config):
+    """A BIO that reads ahead (curl 8's receive buffer) or writes later
+    (Apache's output filter) fails the proof: the session stays with
+    OpenSSL, intact, with the reason, and nothing reaches the kernel."""
+    c, err, d = xfer_pair(role, certs, mode, None, shim_env(shim_config))
+    s = one_session(err)
+    assert (s["tx"], s["rx"]) == (REFUSED[mode],) * 2, s
+    assert c["kernel_tx"] == c["kernel_rx"] == "0", c
+    summ = shim_summary(err)
+    assert summ["sessions"] == 1, summ
+    assert summ["tx_kernel"] == summ["rx_kernel"] == 0, summ
+    assert f"tx:{REFUSED[mode]}=1" in summ["rest"], summ
+    assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
