@@ -72,12 +72,16 @@ static int memory_bio(BIO *b)
 
 void *ktls_oxp_watch_begin(SSL *s)
 {
-	if (!ktls_cfg.custom_transports || watched || ktls_ossl.ex_xport < 0 ||
+	if (watched || ktls_ossl.ex_xport < 0 ||
 	    ktls_ossl.SSL_is_init_finished(s))
 		return NULL;
 	BIO *wb = ktls_ossl.SSL_get_wbio(s), *rb = ktls_ossl.SSL_get_rbio(s);
 	if (!wb || !rb || ktls_ssl_sock_fd(wb) >= 0 || memory_bio(wb) ||
 	    memory_bio(rb))
+		return NULL;
+	/* Watched or not: OpenSSL's installer cannot serve such a BIO. */
+	ktls_sess_own_bio(s);
+	if (!ktls_cfg.custom_transports)
 		return NULL;
 	struct ktls_oxp *x = state(s, 1);
 	/* Disproven: no more watching, once the socket is known. */

@@ -15,13 +15,20 @@ kernel-cannot-rekey-tls13). With libssl 3.2+ the proven session stays in
 userspace (own-bio-needs-openssl-3.0), and custom_transports = no turns it
 all off. Every case: sha256 at both ends both ways, the shim's session
 line and summary, /proc/net/tls_stat deltas where the kernel has kTLS."""
+import base64
+import glob
+import hashlib
 import os
+import shutil
 import subprocess
+import tempfile
+import time
 
 import pytest
 
 from conftest import (ASAN_RT, BIG, HERE, KERNEL, OSSL_REKEYS, PY, REKEY,
-                      XFER, MiB, Proc, delta, make_file, one_conn_intact,
+                      XFER, MiB, Proc, delta, free_port, make_file,
+                      one_conn_intact,
                       own_moves, plain_env, sha256_file, shim_env,
                       shim_summary, tls_stat)
 from test_custom_transport import sessions
@@ -235,3 +242,142 @@ def test_own_bio_refused(mode, role, certs, shim_config):
     assert summ["tx_kernel"] == summ["rx_kernel"] == 0, summ
     assert f"tx:{REFUSED[mode]}=1" in summ["rest"], summ
     assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
+
+
+# ---- psql (libpq) and the PostgreSQL server --------------------------------
+PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"))), None)
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.fixture(scope="module")
+def pg_cluster(shim_config):
+    """A PostgreSQL cluster (initdb, trust auth) owned by nobody, with a
+    self-signed certificate: (data dir, socket and home dir, a copy of
+    the shim's config that nobody can read)."""
+    top = tempfile.mkdtemp(prefix="ktls-pg.")
+    os.chmod(top, 0o755)
+    data = os.path.join(top, "data")
+    for d in (data, os.path.join(top, "run")):
+        os.mkdir(d)
+        os.chown(d, 65534, 65534)
+    conf = os.path.join(top, "shim.conf")
+    shutil.copyfile(shim_config, conf)
+    os.chmod(conf, 0o644)
+    subprocess.run(NOBODY + [f"{PG_BIN}/initdb", "-D", data, "-U", "pg",
+                             "--auth=trust"], check=True,
+                   capture_output=True, env=dict(plain_env(), HOME=top))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                    f"{data}/server.key", "-out", f"{data}/server.crt",
+                    "-days", "2", "-subj", "/CN=localhost"], check=True,
+                   capture_output=True)
+    for f in ("server.key", "server.crt"):
+        os.chown(f"{data}/{f}", 65534, 65534)
+    os.chmod(f"{data}/server.key", 0o600)
+    yield data, top, conf
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def pg_start(cluster, tls, env):
+    data, top, _ = cluster
+    run = os.path.join(top, "run")
+    port = free_port()
+    v = f"TLSv{tls}"
+    srv = Proc(NOBODY + [f"{PG_BIN}/postgres", "-D", data, "-c", "ssl=on",
+                         "-c", f"ssl_min_protocol_version={v}", "-c",
+                         f"ssl_max_protocol_version={v}", "-c",
+                         "listen_addresses=127.0.0.1", "-c", f"port={port}",
+                         "-c", f"unix_socket_directories={run}"],
+               dict(env, HOME=top))
+    # Ready over the Unix socket: no TLS session of its own.
+    for _ in range(240):
+        if srv.p.poll() is not None:
+            break
+        if subprocess.run([f"{PG_BIN}/pg_isready", "-q", "-h", run, "-p",
+                           str(port)]).returncode == 0:
+            return srv, port
+        time.sleep(0.5)
+    srv.p.kill()
+    srv.wait()
+    raise AssertionError(f"postgres never became ready:\n{srv.err[-3000:]}")
+
+
+def pg_copy_both_ways(cluster, tls, server_env, client_env, workdir):
+    """psql (client_env) against postgres (server_env): N bytes COPYed up
+    into a table, hashed by the server, and \\copy'd back down. Returns
+    psql's stderr, the server's and the tls_stat delta, once the server's
+    hash and the file copied back both match what was sent."""
+    blob = workdir / f"pg-{tls}.txt"
+    raw = hashlib.sha256(b"pg").digest() * (N // 32 + 1)
+    blob.write_bytes(base64.b64encode(raw)[:N])
+    want = sha256_file(blob)
+    back = workdir / f"pg-{tls}.back"
+    sql = workdir / f"pg-{tls}.sql"
+    sql.write_bytes(b"CREATE TABLE t(b text); COPY t FROM STDIN;\n" +
+                    blob.read_bytes() + b"\n\\.\nSELECT encode(sha256("
+                    b"convert_to(b, 'UTF8')), 'hex') FROM t;\n"
+                    b"\\copy (SELECT b FROM t) TO '" + str(back).encode() +
+                    b"'\nDROP TABLE t;\n")
+    srv, port = pg_start(cluster, tls, server_env)
+    before = tls_stat()
+    r = subprocess.run(["psql", f"host=127.0.0.1 port={port} user=pg "
+                        "dbname=postgres sslmode=require gssencmode=disable",
+                        "-At", "-v", "ON_ERROR_STOP=1", "-f", str(sql)],
+                       env=client_env, capture_output=True, text=True,
+                       timeout=900)
+    after = tls_stat()
+    srv.p.terminate()  # smart shutdown: the backend has exited already
+    srv.wait()
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert want in r.stdout.split(), (want, r.stdout[-500:])
+    assert back.read_bytes().rstrip(b"\n") == blob.read_bytes()
+    return r.stderr, srv.err, delta(before, after)
+
+
+@pytest.mark.skipif(not PG_BIN, reason="postgresql not installed")
+@pytest.mark.skipif(os.geteuid() != 0,
+                    reason="needs root (runs PostgreSQL as nobody)")
+# Debian 13's root has no PostgreSQL, and there a proven session stays
+# alike for curl and psql (own-bio-needs-openssl-3.0): curl covers it.
+@pytest.mark.openssl_30_record_layer("own-bio-needs-openssl-3.0 there")
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+@pytest.mark.parametrize("side", ["psql", "postgres"])
+def test_postgres_own_bio(side, tls, pg_cluster, workdir):
+    """psql (libpq's own socket BIO) shimmed against an unshimmed server,
+    and the PostgreSQL server (its own BIO too) shimmed against an
+    unshimmed psql: the shimmed end's one session moves as curl's does, and
+    every byte of a COPY each way arrives."""
+    shimmed = shim_env(pg_cluster[2])  # a config nobody can read
+    cli_err, srv_err, d = pg_copy_both_ways(
+        pg_cluster, tls, shimmed if side == "postgres" else plain_env(),
+        shimmed if side == "psql" else plain_env(), workdir)
+    err = cli_err if side == "psql" else srv_err
+    s = one_session(err)
+    assert s["version"] == f"TLSv{tls}", s
+    assert (s["tx"], s["rx"]) == expected(tls), s
+    if own_moves(tls):
+        assert s["engine"] == "shim,record-layer:shim", s
+        assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 1, d
+        assert d.get("TlsDecryptError", 0) == 0, d
+    else:
+        assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
+
+
+@pytest.mark.skipif(not PG_BIN, reason="postgresql not installed")
+@pytest.mark.skipif(os.geteuid() != 0,
+                    reason="needs root (runs PostgreSQL as nobody)")
+@pytest.mark.openssl_30_record_layer("own-bio-needs-openssl-3.0 there")
+def test_postgres_custom_transports_off(pg_cluster, workdir):
+    """custom_transports = no, TLS 1.2: psql's BIO unwatched, nothing moves,
+    and OpenSSL's own installer stays off it too (libpq's BIO method
+    copies the socket BIO's ctrl: turned on by the shim, OpenSSL's kTLS
+    put TLS_TX on the socket at the CCS and the Finished left as
+    application data)."""
+    env = shim_env(pg_cluster[2], KTLS_SHIM_CUSTOM_TRANSPORTS="no")
+    cli_err, _, d = pg_copy_both_ways(pg_cluster, "1.2", plain_env(), env,
+                                      workdir)
+    summ = shim_summary(cli_err)
+    assert summ["sessions"] == 1, summ
+    assert summ["tx_kernel"] == summ["rx_kernel"] == 0, summ
+    assert "tx:custom-transports-off=1" in summ["rest"], summ
+    assert not any(d.values()), d
