@@ -381,3 +381,21 @@ def test_postgres_custom_transports_off(pg_cluster, workdir):
     assert summ["tx_kernel"] == summ["rx_kernel"] == 0, summ
     assert "tx:custom-transports-off=1" in summ["rest"], summ
     assert not any(d.values()), d
+
+
+@pytest.mark.parametrize("engine", ["shim", "openssl"])
+def test_own_bio_engines(engine, certs, shim_config):
+    """engine = shim moves a proven own BIO as auto does; engine = openssl
+    turns the shim's engine off, so the session stays with OpenSSL
+    (own-bio-not-moved; with 3.2+ own-bio-needs-openssl-3.0 either way)."""
+    c, err, d = xfer_pair("client", certs, "send", "1.2",
+                          shim_env(shim_config, KTLS_SHIM_ENGINE=engine))
+    s = one_session(err)
+    if engine == "shim" or OSSL_REKEYS:
+        want = expected("1.2")
+    else:
+        want = ("own-bio-not-moved",) * 2
+    assert (s["tx"], s["rx"]) == want, s
+    moved = want == ("kernel", "kernel")
+    assert c["kernel_tx"] == c["kernel_rx"] == str(int(moved)), c
+    assert d.get("TlsTxSw", 0) == d.get("TlsRxSw", 0) == int(moved), d
