@@ -202,9 +202,15 @@ int ktls_engine_own(void)
 	return ktls_engine_all() && !ktls_engine_lib_has_ktls();
 }
 
+int ktls_engine_own_bio(void)
+{
+	return ktls_cfg.custom_transports && record_layer_known() &&
+	       ktls_cfg.engine != KTLS_ENGINE_OPENSSL;
+}
+
 int ktls_engine_wanted(void)
 {
-	return ktls_engine_all() ||
+	return ktls_engine_all() || ktls_engine_own_bio() ||
 	       (ktls_cfg.engine == KTLS_ENGINE_AUTO && record_layer_known() &&
 		(ktls_cfg.versions & KTLS_VERSION_BIT_TLS13) &&
 		(ktls_cfg.directions & KTLS_DIR_RX));

@@ -53,11 +53,23 @@ int ktls_engine_lib_has_ktls(void);
  * runs moved sessions (ossl_record.h). */
 int ktls_engine_own(void);
 
+/* Whether a session over the program's own BIO, once its handshake
+ * proved the BIO (transport.c), is moved with the shim's engine and record
+ * layer: custom_transports on, engine auto or shim, libssl 3.0/3.1. */
+int ktls_engine_own_bio(void);
+
+/* An own-BIO session about to run its handshake: the engine counts its
+ * records (message callback, as for engine = shim) and keeps its secrets. */
+void ktls_engine_own_bio_begin(SSL *s);
+
 /* Moves both directions with the shim's record layer, or neither: r[0]
  * (TX) and r[1] (RX) come in as finalize's verdicts and leave as the
- * outcome. A TX refused after RX went in poisons the fd. */
+ * outcome. A TX refused after RX went in poisons the fd. io_flags: the
+ * send/recv flags the record layer adds (MSG_DONTWAIT, MSG_NOSIGNAL where
+ * the program's own transport used them; 0 for a socket BIO). */
 void ktls_engine_move_own(SSL *s, int fd, struct ktls_fd *e,
-			  enum ktls_cipher kc, enum ktls_reason r[2]);
+			  enum ktls_cipher kc, enum ktls_reason r[2],
+			  int io_flags);
 
 
 void ktls_engine_on_ctx_new(SSL_CTX *ctx);

@@ -47,7 +47,7 @@ static void keylog_cb(const SSL *s, const char *line)
 		int rx = ktls_secret_is_rx(kind,
 					   ktls_ossl.SSL_is_server((SSL *)s));
 		struct ktls_keys *k = ktls_engine_keys(s, 1);
-		if (k && (rx || ktls_engine_all() || ktls_kernel_can_rekey()))
+		if (k && (rx || ktls_engine_counts(k) || ktls_kernel_can_rekey()))
 			ktls_secrets_set(&k->sec, rx, secret, len);
 		ktls_ossl.OPENSSL_cleanse(secret, sizeof(secret));
 	}
@@ -109,19 +109,29 @@ static int program_cb_maybe_unkept(const SSL *s)
 		       ktls_ossl.ctx_ex_msgcb);
 }
 
+/* OpenSSL copies the context's callback into the SSL at SSL_new: so do
+ * we, for a context that changes its callback later. 0: not kept. */
+static int keep_program_msg_cb(SSL *s)
+{
+	if (program_cb_maybe_unkept(s))
+		return 0;
+	ktls_msg_cb cb = program_msg_cb(s);
+	return ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_msgcb,
+					 cb ? (void *)cb : &no_msg_cb);
+}
+
 void ktls_engine_on_new(SSL *s)
 {
-	if (!ktls_engine_all())
+	if (!ktls_engine_all()) {
+		/* Maybe over the program's own BIO, known at its first
+		 * handshake call (ktls_engine_own_bio_begin). */
+		if (ktls_engine_own_bio())
+			keep_program_msg_cb(s);
 		return;
-	struct ktls_keys *k = ktls_engine_keys(s, 1);
-	/* OpenSSL copies the context's callback into the SSL here: so do
-	 * we, for a context that changes its callback later. */
-	if (!program_cb_maybe_unkept(s)) {
-		ktls_msg_cb cb = program_msg_cb(s);
-		ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_msgcb,
-					  cb ? (void *)cb : &no_msg_cb);
-		ktls_ossl.SSL_set_msg_callback(s, msg_cb);
 	}
+	struct ktls_keys *k = ktls_engine_keys(s, 1);
+	if (keep_program_msg_cb(s))
+		ktls_ossl.SSL_set_msg_callback(s, msg_cb);
 	/* With kTLS TX, 3.0 writes from the caller's buffer and overwrites
 	 * its own buffer pointer, "released when switching to ktls", as
 	 * its own key installer does. We switch later, from outside: this
@@ -152,7 +162,7 @@ void ktls_engine_set_msg_cb(SSL *s, ktls_msg_cb cb)
 					     cb ? (void *)cb : &no_msg_cb);
 	/* Counting ends with the first handshake. Without the program's
 	 * callback kept, no counting: that session stays in userspace. */
-	int ours = kept && ktls_engine_all() && !(k && k->settled);
+	int ours = kept && ktls_engine_counts(k) && !(k && k->settled);
 	ktls_ossl.SSL_set_msg_callback(s, ours ? msg_cb : cb);
 }
 
@@ -177,9 +187,28 @@ ktls_keylog_cb ktls_engine_get_keylog_cb(const SSL_CTX *ctx)
 			      : r;
 }
 
+/*
+ * The program's own BIO, before the handshake's first record: the engine
+ * counts this session's records as with engine = shim (the message
+ * callback in front of the program's, kept at SSL_new; not kept, nothing
+ * is counted and the session stays: sequence-number-unknown). No
+ * SSL_MODE_RELEASE_BUFFERS: such a session never reaches OpenSSL's kTLS
+ * path, the shim's record layer serves it (or OpenSSL, intact).
+ */
+void ktls_engine_own_bio_begin(SSL *s)
+{
+	struct ktls_keys *k = ktls_engine_keys(s, 1);
+	if (!k || k->own_bio || k->settled)
+		return;
+	k->own_bio = 1;
+	if (!ktls_engine_all() &&
+	    ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_msgcb))
+		ktls_ossl.SSL_set_msg_callback(s, msg_cb);
+}
+
 void ktls_engine_restore_callbacks(SSL *s, struct ktls_keys *k)
 {
-	if (k->settled || !ktls_engine_all())
+	if (k->settled || !ktls_engine_counts(k))
 		return;
 	ktls_ossl.SSL_set_msg_callback(s, program_msg_cb(s));
 	if (k->mode_ours)

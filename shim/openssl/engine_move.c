@@ -136,7 +136,8 @@ static enum ktls_reason prepare(SSL *s, int fd, struct ktls_fd *e,
 		return KTLS_R_DATA_PENDING;
 	/* engine=shim counts records; auto moves only from the callback at
 	 * the end of the handshake, before any record under the key. */
-	int64_t seq = ktls_engine_all() ? ktls_recseq_next(&k->seq, rx) : 0;
+	int64_t seq = ktls_engine_counts(k) ? ktls_recseq_next(&k->seq, rx)
+					     : 0;
 	if (seq < 0)
 		return KTLS_R_SEQ_UNKNOWN;
 	enum ktls_reason r = attach(fd, e);
@@ -241,6 +242,11 @@ void ktls_engine_settle(SSL *s, struct ktls_fd *e, enum ktls_cipher kc)
 	k->kc = kc;
 	ktls_engine_restore_callbacks(s, k);
 	k->settled = 1;
+	if (!e) { /* an own-BIO session left in userspace */
+		ktls_secrets_wipe(&k->sec, 1);
+		ktls_secrets_wipe(&k->sec, 0);
+		return;
+	}
 	uint32_t f = atomic_load(&e->flags);
 	int rekeys = ktls_kernel_can_rekey();
 	/* Kept only while the kernel may need the next key of a direction
@@ -266,7 +272,8 @@ void ktls_engine_settle(SSL *s, struct ktls_fd *e, enum ktls_cipher kc)
  * likelier to refuse, and refused first it leaves nothing behind.
  */
 void ktls_engine_move_own(SSL *s, int fd, struct ktls_fd *e,
-			  enum ktls_cipher kc, enum ktls_reason r[2])
+			  enum ktls_cipher kc, enum ktls_reason r[2],
+			  int io_flags)
 {
 	struct ktls_keys *k = ktls_engine_keys(s, 0);
 	unsigned version = (unsigned)ktls_ossl.SSL_version(s);
@@ -284,7 +291,7 @@ void ktls_engine_move_own(SSL *s, int fd, struct ktls_fd *e,
 	struct ktls_orl *o = NULL;
 	if (r[0] == KTLS_R_MOVED && r[1] == KTLS_R_MOVED &&
 	    !(o = ktls_orl_new(fd, (uint16_t)version, kc,
-			       ktls_ossl.SSL_is_server(s))))
+			       ktls_ossl.SSL_is_server(s), io_flags)))
 		r[0] = r[1] = KTLS_R_NO_MEMORY;
 	if (r[0] != KTLS_R_MOVED || r[1] != KTLS_R_MOVED) {
 		for (int rx = 0; rx < 2; rx++)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/cipher.h"
+#include "openssl/engine.h"
 #include "tls/crypto_info.h"
 #include "tls/recseq.h"
 #include "tls/secrets.h"
@@ -24,9 +25,17 @@ struct ktls_keys {
 	struct ktls_recseq seq; /* engine=shim: from the message callback */
 	uint8_t mode_ours;      /* we set SSL_MODE_RELEASE_BUFFERS */
 	uint8_t settled;        /* the first handshake's outcome is final */
+	uint8_t own_bio;        /* over the program's own BIO: counted too */
 	/* libssl without kTLS: the record layer the shim runs for it */
 	struct ktls_orl *orl;
 };
+
+/* Whether the engine counts this SSL's records and keeps its TLS 1.3 TX
+ * secret: engine = shim, a libssl without kTLS, or an own-BIO session. */
+static inline int ktls_engine_counts(const struct ktls_keys *k)
+{
+	return ktls_engine_all() || (k && k->own_bio);
+}
 
 /* The SSL's state; with create, made on first use (NULL: out of memory). */
 struct ktls_keys *ktls_engine_keys(const SSL *s, int create);

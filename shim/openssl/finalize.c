@@ -171,7 +171,7 @@ static void engine_takes(SSL *s, int fd, struct ktls_fd *e, int from_cb,
 	*own = all && !*poison && ktls_ssl_sock_fd(rb) == fd &&
 	       ktls_engine_own();
 	if (*own)
-		ktls_engine_move_own(s, fd, e, kc, r);
+		ktls_engine_move_own(s, fd, e, kc, r, 0);
 	for (int rx = 0; rx < 2; rx++) {
 		if (!*own) {
 			int take = r[rx] == KTLS_R_TLS13_RX_NEEDS_ENGINE ||
@@ -266,15 +266,83 @@ static void finalize(SSL *s, int fd, struct ktls_fd *e, int from_cb)
 	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_note, NOTE_FINAL);
 }
 
+/*
+ * The program's own BIO, proven a pass-through to one TCP socket
+ * (transport.c): the shim's engine installs both directions on that
+ * socket, at the sequence numbers it counted, and its record layer serves
+ * the session from here on (SSL_read, SSL_write, ... over the kernel),
+ * bypassing the program's BIO; both or neither, as for a libssl without
+ * kTLS. Each direction moved is verified like OpenSSL's.
+ */
+static void move_own_bio(SSL *s, int fd, int io_flags)
+{
+	unsigned version = (unsigned)ktls_ossl.SSL_version(s);
+	enum ktls_cipher kc = cipher_of(s);
+	struct ktls_fd *e = ktls_fd_get(fd);
+	enum ktls_reason r[2] = { KTLS_R_NO_MEMORY, KTLS_R_NO_MEMORY };
+	int poison = 0, by_shim[2] = { 0, 0 };
+	if (e) {
+		/* Whatever an earlier socket with this number left is stale;
+		 * nobody else finalizes this fd (no socket BIO names it). */
+		ktls_fd_reset(e);
+		ktls_fd_set_tls(e, KTLS_FD_FINAL);
+		for (int rx = 0; rx < 2; rx++) {
+			r[rx] = ktls_policy_check(rx, version, kc);
+			/* What ktls_engine_move_own takes. */
+			if (r[rx] == KTLS_R_MOVED)
+				r[rx] = KTLS_R_LIB_DECLINED;
+		}
+		ktls_engine_move_own(s, fd, e, kc, r, io_flags);
+	}
+	for (int rx = 0; rx < 2; rx++) {
+		if (r[rx] != KTLS_R_MOVED)
+			continue;
+		by_shim[rx] = 1;
+		r[rx] = verify_dir(s, fd, rx, 1, version, kc);
+		if (r[rx] == KTLS_R_VERIFY_FAILED)
+			poison = 1;
+	}
+	if (poison)
+		ktls_err("fd=%d: the kernel does not hold the TLS state just "
+			 "installed; refusing to send on this connection",
+			 fd);
+	const SSL_CIPHER *c = ktls_ossl.SSL_get_current_cipher(s);
+	ktls_session_publish(fd, e, (uint16_t)version, kc, r,
+			     poison ? KTLS_FD_POISONED : 0,
+			     c ? ktls_ossl.SSL_CIPHER_get_name(c) : NULL,
+			     engine_name(1, by_shim), " transport=own");
+	if (by_shim[0] && r[0] == KTLS_R_MOVED)
+		atomic_fetch_add(&ktls_stats.tx_shim, 1);
+	if (by_shim[1] && r[1] == KTLS_R_MOVED)
+		atomic_fetch_add(&ktls_stats.rx_shim, 1);
+	ktls_engine_settle(s, e, kc);
+	if (e && !poison && r[0] == KTLS_R_MOVED)
+		ktls_sess_lib_tx_budget(e, kc);
+}
+
 /* No socket BIO: memory BIOs, and the program's own (transport.c says
- * what its handshake proved). Stays in userspace either way. */
-static void note_non_socket(SSL *s)
+ * what its handshake proved). A proven own BIO moves (libssl 3.0/3.1,
+ * engine auto or shim), from the end of the I/O call that finished the
+ * handshake with nothing of OpenSSL's left to write, as a libssl without
+ * kTLS does; everything else stays in userspace. */
+static void note_non_socket(SSL *s, int from_cb)
 {
 	if (ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_note) == NOTE_COUNTED)
 		return;
+	int fd, io_flags;
+	enum ktls_reason why = ktls_oxp_verdict(s, &fd, &io_flags);
+	if (why == KTLS_R_MOVED && !ktls_engine_own_bio())
+		why = ktls_ossl.rekeys_itself ? KTLS_R_OWN_BIO_NEEDS_30
+					      : KTLS_R_OWN_BIO_NOT_MOVED;
+	if (why == KTLS_R_MOVED &&
+	    (from_cb || ktls_ossl.SSL_want(s) != SSL_NOTHING))
+		return;
 	ktls_ossl.SSL_set_ex_data(s, ktls_ossl.ex_note, NOTE_COUNTED);
-	int fd;
-	enum ktls_reason why = ktls_oxp_verdict(s, &fd);
+	if (why == KTLS_R_MOVED) {
+		move_own_bio(s, fd, io_flags);
+		return;
+	}
+	ktls_engine_settle(s, NULL, cipher_of(s));
 	if (why == KTLS_R_NOT_SOCKET_BIO) {
 		ktls_stats_session(why, why);
 		ktls_dbg("session without a socket BIO (memory or custom "
@@ -302,7 +370,7 @@ void ktls_sess_handshake_done(SSL *s, int from_cb)
 		return;
 	int fd = ktls_ssl_sock_fd(ktls_ossl.SSL_get_wbio(s));
 	if (fd < 0) {
-		note_non_socket(s);
+		note_non_socket(s, from_cb);
 		return;
 	}
 	struct ktls_fd *e = ktls_fd_get(fd);

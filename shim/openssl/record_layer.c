@@ -32,7 +32,7 @@ atomic_int ktls_orl_active;
 atomic_int ktls_orl_ssl_bio;
 
 struct ktls_orl *ktls_orl_new(int fd, uint16_t version, enum ktls_cipher kc,
-			      int server)
+			      int server, int io_flags)
 {
 	struct ktls_orl *o = calloc(1, sizeof(*o));
 	if (!o)
@@ -41,6 +41,7 @@ struct ktls_orl *ktls_orl_new(int fd, uint16_t version, enum ktls_cipher kc,
 	o->version = version;
 	o->kc = kc;
 	o->server = (uint8_t)(server != 0);
+	o->io_flags = io_flags;
 	return o;
 }
 
@@ -104,8 +105,9 @@ void ktls_orl_add_shutdown(SSL *s, int bits)
 
 int ktls_orl_send_alert(struct ktls_orl *o, uint8_t level, uint8_t desc)
 {
-	/* OpenSSL's socket BIO writes with write(): SIGPIPE as it would. */
-	return ktls_alert_send(o->fd, level, desc, 0) == 2 ? 0 : -1;
+	/* OpenSSL's socket BIO writes with write(): SIGPIPE as it would;
+	 * a program's own transport with its own flags. */
+	return ktls_alert_send(o->fd, level, desc, o->io_flags) == 2 ? 0 : -1;
 }
 
 /* A fatal error: the alert OpenSSL would send (desc < 0: none), its
@@ -207,8 +209,10 @@ int ktls_orl_write(struct ktls_orl *o, SSL *s, const void *buf, size_t n)
 	}
 	ktls_real_ensure();
 	while (done < n) {
-		ssize_t w = KTLS_REAL(write)(o->fd, (const uint8_t *)buf + done,
-					    n - done);
+		const uint8_t *p = (const uint8_t *)buf + done;
+		ssize_t w = o->io_flags ? ktls_data_send(o->fd, p, n - done,
+							 o->io_flags)
+					: KTLS_REAL(write)(o->fd, p, n - done);
 		if (w > 0) {
 			ktls_orl_count(o, KTLS_IO_WRITE, (size_t)w);
 			done += (size_t)w;

@@ -36,8 +36,11 @@ extern atomic_int ktls_orl_active;
  * with OpenSSL. */
 extern atomic_int ktls_orl_ssl_bio;
 
+/* io_flags: added to each send/recv on fd (MSG_DONTWAIT, MSG_NOSIGNAL as
+ * the program's own transport used them); 0: write()/recvmsg() as
+ * OpenSSL's socket BIO does. */
 struct ktls_orl *ktls_orl_new(int fd, uint16_t version, enum ktls_cipher kc,
-			      int server);
+			      int server, int io_flags);
 void ktls_orl_free(struct ktls_orl *o);
 
 /* The session's record layer when it is ours, else NULL (OpenSSL's). */

@@ -189,8 +189,9 @@ int ktls_orl_read(struct ktls_orl *o, SSL *s, void *buf, size_t n, int peek)
 		}
 		uint8_t *dst = direct ? buf : o->rbuf;
 		int type;
-		ssize_t r = ktls_record_recv(o->fd, dst, direct ? n : REC_MAX, &type,
-					     0);
+		ssize_t r = ktls_record_recv(o->fd, dst, direct ? n : REC_MAX,
+					     &type,
+					     o->io_flags & MSG_DONTWAIT);
 		if (r < 0)
 			return recv_error(o, errno);
 		if (r == 0)

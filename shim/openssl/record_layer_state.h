@@ -23,6 +23,7 @@ struct ktls_orl {
 	uint16_t version;
 	enum ktls_cipher kc;
 	uint8_t server;
+	int io_flags; /* MSG_DONTWAIT/MSG_NOSIGNAL: the program's transport's */
 	uint8_t failed;        /* fatal: every call fails, as OpenSSL's would */
 	uint8_t ku_owed;       /* KeyUpdate to send first: 0, or 1 + request */
 	uint8_t alert_pending; /* close_notify still to go out (EAGAIN) */

@@ -97,6 +97,24 @@ void ktls_sess_on_new(SSL *s)
 	ktls_engine_on_new(s);
 }
 
+/*
+ * PostgreSQL's and libpq's BIO methods copy the socket BIO's ctrl and
+ * replace only read and write, so OpenSSL's installer (BIO_set_ktls on
+ * them) reaches setsockopt() on the real socket while their own send()
+ * and recv() know nothing of record types. Seen in the 7.2 VM with
+ * psql and postgres 15 over TLS 1.2: TLS_TX went in at the CCS and the
+ * Finished left as application data ("data between ccs and finished");
+ * on the server TLS_RX, then EIO on the Finished. curl's own ctrl
+ * declines BIO_CTRL_SET_KTLS. The shim's engine moves such sessions
+ * itself once their handshake proved the BIO (finalize.c).
+ */
+void ktls_sess_own_bio(SSL *s)
+{
+	if (ktls_ossl.SSL_get_ex_data(s, ktls_ossl.ex_hidden) == HIDDEN &&
+	    (ktls_ossl.SSL_get_options(s) & SSL_OP_ENABLE_KTLS))
+		ktls_ossl.SSL_clear_options(s, SSL_OP_ENABLE_KTLS);
+}
+
 /* Function pointers ride in ex_data slots (void *): POSIX guarantees the
  * round trip (dlsym relies on it too). Where a slot cannot be set (out of
  * memory) the program's callback goes straight to OpenSSL: the shim then

@@ -24,6 +24,9 @@ int ktls_ssl_sock_fd(BIO *b);
 
 void ktls_sess_on_ctx_new(SSL_CTX *ctx);
 void ktls_sess_on_new(SSL *s);
+/* An SSL over the program's own BIO: OpenSSL's own kTLS off again where
+ * the shim turned it on (never where the program did). */
+void ktls_sess_own_bio(SSL *s);
 
 /* The program's info callbacks, kept behind ours. */
 void ktls_sess_set_ctx_info_cb(SSL_CTX *ctx, ktls_info_cb cb);

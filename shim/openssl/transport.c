@@ -5,8 +5,9 @@
  * GnuTLS (gnutls/transport.c), the handshake proves or disproves the BIO
  * (session/xwatch.h): while an SSL I/O call runs an unfinished handshake,
  * each BIO_write/BIO_read libssl makes on the program's BIO is watched.
- * The verdict goes into the session line; moving such a session is the
- * next step (README, issue 17), so a proven one says own-bio-not-moved.
+ * A proven session is moved by finalize.c with the shim's engine and
+ * record layer (libssl 3.0/3.1: ktls_engine_own_bio), which from then on
+ * read and write the socket itself, bypassing the program's BIO.
  */
 #define _GNU_SOURCE
 #include "openssl/transport.h"
@@ -14,10 +15,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/config.h"
 #include "core/shim.h"
 #include "openssl/bind.h"
+#include "openssl/engine.h"
 #include "openssl/session.h"
 #include "session/xwatch.h"
 
@@ -69,12 +72,16 @@ static int memory_bio(BIO *b)
 
 void *ktls_oxp_watch_begin(SSL *s)
 {
-	if (!ktls_cfg.custom_transports || watched || ktls_ossl.ex_xport < 0 ||
+	if (watched || ktls_ossl.ex_xport < 0 ||
 	    ktls_ossl.SSL_is_init_finished(s))
 		return NULL;
 	BIO *wb = ktls_ossl.SSL_get_wbio(s), *rb = ktls_ossl.SSL_get_rbio(s);
 	if (!wb || !rb || ktls_ssl_sock_fd(wb) >= 0 || memory_bio(wb) ||
 	    memory_bio(rb))
+		return NULL;
+	/* Watched or not: OpenSSL's installer cannot serve such a BIO. */
+	ktls_sess_own_bio(s);
+	if (!ktls_cfg.custom_transports)
 		return NULL;
 	struct ktls_oxp *x = state(s, 1);
 	/* Disproven: no more watching, once the socket is known. */
@@ -82,6 +89,9 @@ void *ktls_oxp_watch_begin(SSL *s)
 		return NULL;
 	x->rbio = rb;
 	x->wbio = wb;
+	/* Before the handshake's first record: the engine counts them. */
+	if (ktls_engine_own_bio())
+		ktls_engine_own_bio_begin(s);
 	ktls_xw_hooks_hold();
 	atomic_fetch_add(&n_watched, 1);
 	watched = x;
@@ -133,9 +143,10 @@ int ktls_oxp_bio_read(int (*f)(BIO *, void *, int), BIO *b, void *d, int n)
 	return r;
 }
 
-enum ktls_reason ktls_oxp_verdict(SSL *s, int *fd)
+enum ktls_reason ktls_oxp_verdict(SSL *s, int *fd, int *io_flags)
 {
 	*fd = -1;
+	*io_flags = 0;
 	if (!ktls_cfg.custom_transports)
 		return KTLS_R_CUSTOM_OFF;
 	struct ktls_oxp *x = ktls_ossl.ex_xport >= 0 ? state(s, 0) : NULL;
@@ -146,5 +157,10 @@ enum ktls_reason ktls_oxp_verdict(SSL *s, int *fd)
 	 * (or one through calls the shim does not see). */
 	if (*fd < 0)
 		return KTLS_R_NOT_SOCKET_BIO;
-	return r == KTLS_R_MOVED ? KTLS_R_OWN_BIO_NOT_MOVED : r;
+	/* The record layer that takes over sends and reads as the program's
+	 * transport did: never blocking where it would not have, no SIGPIPE
+	 * where it asked for none. */
+	*io_flags = (x->w.dontwait ? MSG_DONTWAIT : 0) |
+		    (x->w.nosignal ? MSG_NOSIGNAL : 0);
+	return r;
 }

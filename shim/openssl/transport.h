@@ -20,9 +20,12 @@ int ktls_oxp_bio_write(int (*f)(BIO *, const void *, int), BIO *b,
 		       const void *d, int n);
 int ktls_oxp_bio_read(int (*f)(BIO *, void *, int), BIO *b, void *d, int n);
 
-/* At the end of the handshake: why the session stays, and its socket
- * where one carried its bytes (-1: none). */
-enum ktls_reason ktls_oxp_verdict(SSL *s, int *fd);
+/* At the end of the handshake: KTLS_R_MOVED where the BIO is proven (a
+ * pass-through to one TCP socket), else why the session stays; *fd its
+ * socket where one carried its bytes (-1: none), *io_flags the send/recv
+ * flags its transport used (MSG_DONTWAIT, MSG_NOSIGNAL). Asked again, the
+ * same answer while nothing more went through the BIO. */
+enum ktls_reason ktls_oxp_verdict(SSL *s, int *fd, int *io_flags);
 
 /* The ex_data free callback of the watch. */
 void ktls_oxp_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,

@@ -162,6 +162,10 @@ void ktls_xw_sent(struct ktls_xwatch *w, int fd, const struct iovec *iov,
 	}
 	if (flags & MSG_DONTWAIT)
 		w->dontwait = 1;
+	/* send() with MSG_NOSIGNAL (curl, libpq): a record layer that
+	 * takes over must not raise SIGPIPE where the program's would not. */
+	if (flags & MSG_NOSIGNAL)
+		w->nosignal = 1;
 	w->done += len;
 }
 

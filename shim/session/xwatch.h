@@ -41,6 +41,7 @@ struct ktls_xwatch {
 	enum ktls_reason verdict; /* KTLS_R_MOVED while everything holds */
 	int fd;                   /* the socket; -1 until one carried bytes */
 	int dontwait;             /* the transport passed MSG_DONTWAIT */
+	int nosignal;             /* its sends passed MSG_NOSIGNAL */
 	uint64_t tcp_base;        /* TCP's bytes read before the first call */
 	uint64_t tx_total, rx_total;
 	/* The transport call under way: TX: the bytes handed down (exp,

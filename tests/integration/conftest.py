@@ -188,7 +188,8 @@ SKIP_ALLOWLIST = [
      r"^not under the ASan runtime$", lambda: bool(ASAN_RT),
      "not under the ASan runtime: its shadow and quarantine make the memory "
      "scan meaningless; the other build runs it"),
-    (r"test_programs\.py::test_shimmed_curl_falls_back_and_works(\[\w+\])?$",
+    (r"(test_programs\.py::test_shimmed_curl_falls_back_and_works|"
+     r"test_own_bio\.py::test_curl_\w+)(\[[\w.-]+\])?$",
      r"^curl 7\.88 with the ASan runtime preloaded hangs", lambda: bool(ASAN_RT),
      "not under the ASan runtime: curl hangs in setlocale() with it, shim "
      "or not; the other build runs it"),
@@ -197,6 +198,11 @@ SKIP_ALLOWLIST = [
      "run it; the other build runs it"),
     (r"test_hostile_config\.py::", r"^needs root", lambda: not ROOT,
      "needs root (runs a program as nobody, or a privileged one)"),
+    (r"test_own_bio\.py::test_postgres_", r"^needs root", lambda: not ROOT,
+     "needs root (runs PostgreSQL as nobody)"),
+    (r"test_own_bio\.py::test_postgres_", r"^postgresql not installed",
+     lambda: not REQUIRE_ALL,
+     "missing tool, by hand only (KTLS_REQUIRE_ALL unset)"),
     (r"test_(setuid|install)\.py::", r"^needs root", lambda: not ROOT or (
         not REQUIRE_ALL and not shutil.which("unshare")),
      "needs root (and unshare): mount namespace, setuid copy"),

@@ -44,6 +44,8 @@
  *          or "signal=N" on stderr)
  *          --reuse-ssl (one SSL object for all --conns, SSL_clear()ed
  *          between connections)
+ *          --own-bio send|readahead|queue (the program's own BIO over the
+ *          socket instead of SSL_set_fd: ossl_transport.c)
  * One line per connection on stdout:
  *   conn=0 version=TLSv1.3 cipher=... sent=N sent_sha256=H recv=M
  *   recv_sha256=H lib_tx=1 lib_rx=0 kernel_tx=1 kernel_rx=0
@@ -71,6 +73,7 @@
 #include <unistd.h>
 
 #include "ktls_shim.h"
+#include "ossl_transport.h"
 #include "xfer_common.h"
 
 const char *xfer_prog = "tls_xfer";
@@ -90,6 +93,7 @@ struct opts {
 	int maxfraglen, record_sizes;
 	size_t block_padding;
 	long ssl_block_padding; /* -1: not asked */
+	const char *own_bio;    /* --own-bio MODE (ossl_transport.c) */
 };
 
 /* --record-sizes: records read and the largest body, counted by
@@ -456,7 +460,13 @@ static void run_conn(const struct opts *o, SSL_CTX *ctx, int fd, int conn)
 	if (o->ssl_block_padding >= 0 &&
 	    !SSL_set_block_padding(s, (size_t)o->ssl_block_padding))
 		die("--ssl-block-padding");
-	SSL_set_fd(s, fd);
+	BIO *own = o->own_bio ? xfer_own_bio(fd, o->own_bio) : NULL;
+	if (o->own_bio && !own)
+		die("--own-bio");
+	if (own)
+		SSL_set_bio(s, own, own);
+	else
+		SSL_set_fd(s, fd);
 	transfer(o, s, fd, conn);
 	if (o->reuse_ssl && conn + 1 < o->conns)
 		pooled = s;
@@ -490,6 +500,7 @@ int main(int argc, char **argv)
 		{ "recv-file", 1, 0, 'W' }, { "key-update-burst", 1, 0, 'Y' },
 		{ "fork", 0, 0, 'P' },	    { "reuse-ssl", 0, 0, 'X' },
 		{ "block-padding", 1, 0, 'D' }, { "ssl-block-padding", 1, 0, 'G' },
+		{ "own-bio", 1, 0, 'o' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -525,6 +536,7 @@ int main(int argc, char **argv)
 		case 'D': o.block_padding = strtoull(optarg, NULL, 0); break;
 		case 'G': o.ssl_block_padding = strtol(optarg, NULL, 0); break;
 		case 'R': o.recv_until = strtoull(optarg, NULL, 0); break;
+		case 'o': o.own_bio = optarg; break;
 		default: fprintf(stderr, "tls_xfer: bad option\n"); return 2;
 		}
 	}
