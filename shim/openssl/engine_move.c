@@ -288,6 +288,11 @@ void ktls_engine_move_own(SSL *s, int fd, struct ktls_fd *e,
 		      : !k  ? KTLS_R_NO_SECRET
 			    : prepare(s, fd, e, k, kc, rx, &ci[rx]);
 	}
+	/* TX's TLS 1.3 secret was never asked for where RX could not move
+	 * (ktls_engine_wants_secrets): TX stays because RX does. */
+	if (r[0] == KTLS_R_NO_SECRET && r[1] != KTLS_R_MOVED &&
+	    !ktls_engine_wants_secrets())
+		r[0] = KTLS_R_OTHER_DIRECTION;
 	struct ktls_orl *o = NULL;
 	if (r[0] == KTLS_R_MOVED && r[1] == KTLS_R_MOVED &&
 	    !(o = ktls_orl_new(fd, (uint16_t)version, kc,
