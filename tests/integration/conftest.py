@@ -193,6 +193,11 @@ SKIP_ALLOWLIST = [
      r"^curl 7\.88 with the ASan runtime preloaded hangs", lambda: bool(ASAN_RT),
      "not under the ASan runtime: curl hangs in setlocale() with it, shim "
      "or not; the other build runs it"),
+    (r"test_own_bio\.py::test_postgres_\w+(\[[\w.-]+\])?$",
+     r"^psql and postgres with the ASan runtime preloaded hang",
+     lambda: bool(ASAN_RT),
+     "not under the ASan runtime: psql and postgres hang with it, shim or "
+     "not; the other build runs them"),
     (r"test_valgrind\.py::", r"^the ASan build cannot run under valgrind",
      lambda: bool(ASAN_RT), "not under the ASan runtime: valgrind cannot "
      "run it; the other build runs it"),

@@ -334,6 +334,14 @@ def pg_copy_both_ways(cluster, tls, server_env, client_env, workdir):
     return r.stderr, srv.err, delta(before, after)
 
 
+# psql and postgres 15 with nothing but the ASan runtime preloaded hang
+# (psql at exit, in p11-kit's destructor waiting on glibc's setlocale
+# lock): measured with `LD_PRELOAD=libasan.so psql --version` and
+# `... postgres --version`, no shim: neither returns.
+PSQL_ASAN = ("psql and postgres with the ASan runtime preloaded hang, "
+             "shim or not")
+
+
 @pytest.mark.skipif(not PG_BIN, reason="postgresql not installed")
 @pytest.mark.skipif(os.geteuid() != 0,
                     reason="needs root (runs PostgreSQL as nobody)")
@@ -347,6 +355,8 @@ def test_postgres_own_bio(side, tls, pg_cluster, workdir):
     and the PostgreSQL server (its own BIO too) shimmed against an
     unshimmed psql: the shimmed end's one session moves as curl's does, and
     every byte of a COPY each way arrives."""
+    if ASAN_RT:
+        pytest.skip(PSQL_ASAN)
     shimmed = shim_env(pg_cluster[2])  # a config nobody can read
     cli_err, srv_err, d = pg_copy_both_ways(
         pg_cluster, tls, shimmed if side == "postgres" else plain_env(),
@@ -373,6 +383,8 @@ def test_postgres_custom_transports_off(pg_cluster, workdir):
     copies the socket BIO's ctrl: turned on by the shim, OpenSSL's kTLS
     put TLS_TX on the socket at the CCS and the Finished left as
     application data)."""
+    if ASAN_RT:
+        pytest.skip(PSQL_ASAN)
     env = shim_env(pg_cluster[2], KTLS_SHIM_CUSTOM_TRANSPORTS="no")
     cli_err, _, d = pg_copy_both_ways(pg_cluster, "1.2", plain_env(), env,
                                       workdir)
