@@ -325,9 +325,14 @@ KERNEL_DUPLICATES = [
     # OpenSSL 3.0 on every kernel (no kernel RX, no rekey); sid runs it.
     ("bookworm", r"test_matrix\.py::test_tls13_rx_engine\[.*-openssl\]",
      "TLS 1.3 RX stays with OpenSSL on every kernel"),
-    # (Python's ssl with engine = shim over TLS 1.2 and a shimmed s_server
-    # over TLS 1.2 ran on sid only; since Debian 12's programs left sid
-    # for Debian 13's (tests/meson.build), 6.1 runs them.)
+    # ~10 s: Python's ssl with engine = shim over TLS 1.2, and a shimmed
+    # s_server's TLS 1.2 TX (SSL_write, no sendfile): both directions in
+    # the kernel as with auto, which 6.1 runs (and test_matrix's
+    # engine_shim the shim's installer); Debian 13's programs run them on
+    # sid (vm-trixie-sid), the host Debian 12's.
+    ("bookworm", r"test_programs\.py::(test_python_ssl\[\w+-1\.2-shim\]|"
+     r"test_curl_downloads_from_shimmed_s_server\[1\.2\])",
+     "TLS 1.2 moves both ways on both kernels"),
     # 12 s: TLS 1.2 resumption: the shim's installer as above (sid runs
     # it), and tls13_rx_without_rekey, which changes nothing for TLS 1.2
     # (1.2-auto runs here).
@@ -426,8 +431,12 @@ KERNEL_DUPLICATES = [
     # ~50 s: qemu-nbd's other two credential/direction pairs, the
     # migration into an unshimmed-source destination, and two refusals:
     # the proof is the same on every kernel; the host runs them all.
-    ("sid", r"test_qemu\.py::(test_qemu_nbd_serves_nbdcopy\[(read-psk|"
-     r"write-x509)\]|test_migration\[destination\])",
+    # Since Debian 13 joined: qemu-nbd (all four) and qemu-img with
+    # custom_transports = no run with qemu 10.0 on sid (vm-trixie-sid)
+    # and Debian 12's qemu-img both ways on 6.1; Debian 12 on sid keeps
+    # qemu-img and the migrations (~20 s).
+    ("sid", r"test_qemu\.py::(test_qemu_nbd_serves_nbdcopy|"
+     r"test_qemu_img_custom_transports_off|test_migration\[destination\])",
      "the transport's proof does not depend on the kernel"),
     ("trixie-sid", r"test_custom_transport\.py::test_own_transport_refused\["
      r"(dupfd|sendto)-", "the transport's proof does not depend on the kernel"),
