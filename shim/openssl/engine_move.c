@@ -123,6 +123,17 @@ static enum ktls_reason attach(int fd, struct ktls_fd *e)
 	return KTLS_R_MOVED;
 }
 
+/* A TLS 1.3 traffic secret the engine does not hold. Where it was never
+ * asked for (ktls_engine_wants_secrets: a kernel without rekey, no opt-in),
+ * RX stays for the gate's reason and TX because RX does; elsewhere the
+ * secret went missing. */
+static enum ktls_reason no_secret(int rx)
+{
+	if (ktls_engine_wants_secrets())
+		return KTLS_R_NO_SECRET;
+	return rx ? KTLS_R_TLS13_RX_NO_REKEY : KTLS_R_OTHER_DIRECTION;
+}
+
 /* The kernel's crypto_info for one direction, at the next record's
  * sequence number; everything checked that can be before installing. */
 static enum ktls_reason prepare(SSL *s, int fd, struct ktls_fd *e,
@@ -170,7 +181,7 @@ static enum ktls_reason prepare(SSL *s, int fd, struct ktls_fd *e,
 		const uint8_t *secret = rx ? k->sec.rx : k->sec.tx;
 		size_t len = rx ? k->sec.rx_len : k->sec.tx_len;
 		if (!len)
-			return KTLS_R_NO_SECRET;
+			return no_secret(rx);
 		if (ktls_tls13_crypto_info(ktls_engine_kdf(), ci, kc, secret, len,
 					   (uint64_t)seq) != 0)
 			return KTLS_R_CIPHER_UNSUPPORTED;
@@ -193,12 +204,8 @@ enum ktls_reason ktls_engine_move(SSL *s, int fd, struct ktls_fd *e,
 		return rx && version == KTLS_TLS13
 			       ? KTLS_R_TLS13_RX_NEEDS_ENGINE
 			       : KTLS_R_LIB_DECLINED;
-	if (!k) {
-		/* No keylog callback where the RX gate cannot open
-		 * (ktls_engine_wants_secrets): the gate's reason, not ours. */
-		enum ktls_reason g = ktls_ku_rx_gate((uint16_t)version, 0);
-		return rx && g != KTLS_R_MOVED ? g : KTLS_R_NO_SECRET;
-	}
+	if (!k)
+		return no_secret(rx);
 	struct ktls_crypto_info ci;
 	enum ktls_reason r = prepare(s, fd, e, k, kc, rx, &ci);
 	if (r != KTLS_R_MOVED) {
@@ -285,14 +292,9 @@ void ktls_engine_move_own(SSL *s, int fd, struct ktls_fd *e,
 		    r[rx] != KTLS_R_TLS13_RX_NEEDS_ENGINE)
 			continue;
 		r[rx] = bio ? KTLS_R_SSL_BIO
-		      : !k  ? KTLS_R_NO_SECRET
+		      : !k  ? no_secret(rx)
 			    : prepare(s, fd, e, k, kc, rx, &ci[rx]);
 	}
-	/* TX's TLS 1.3 secret was never asked for where RX could not move
-	 * (ktls_engine_wants_secrets): TX stays because RX does. */
-	if (r[0] == KTLS_R_NO_SECRET && r[1] != KTLS_R_MOVED &&
-	    !ktls_engine_wants_secrets())
-		r[0] = KTLS_R_OTHER_DIRECTION;
 	struct ktls_orl *o = NULL;
 	if (r[0] == KTLS_R_MOVED && r[1] == KTLS_R_MOVED &&
 	    !(o = ktls_orl_new(fd, (uint16_t)version, kc,

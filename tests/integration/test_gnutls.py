@@ -19,6 +19,7 @@ from conftest import (BIG, KERNEL, REKEY, REQUIRE_ALL, XFER, MiB, Proc,
                       delta, free_port, gnutls_xfer_pair, make_file,
                       parse_conns, plain_env, sha256_file, shim_env,
                       shim_sessions, shim_summary, tls_stat, wait_port)
+from test_programs import s_server
 
 # Echo through gnutls-serv is line by line in userspace on the peer side:
 # a few MiB is plenty to cross many records and both directions.
@@ -219,11 +220,7 @@ def test_shimmed_wget_downloads(tls, certs, shim_config, workdir):
     src = workdir / f"wget-src-{tls}.bin"
     digest = make_file(src, min(BIG, 8 * MiB), seed=11)
     port = free_port()
-    srv = Proc(["openssl", "s_server", "-WWW", "-accept", str(port),
-                "-naccept", "1", "-cert", certs["rsa"][0],
-                "-key", certs["rsa"][1]], plain_env(), cwd=str(workdir),
-               stdin=subprocess.DEVNULL)
-    srv.wait_line("ACCEPT")
+    srv = s_server(port, certs, plain_env(), workdir)
     log = shim_log(workdir, f"wget-{tls}")
     out = workdir / f"wget-out-{tls}.bin"
     before = tls_stat()
