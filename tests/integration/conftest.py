@@ -189,7 +189,8 @@ SKIP_ALLOWLIST = [
      "not under the ASan runtime: its shadow and quarantine make the memory "
      "scan meaningless; the other build runs it"),
     (r"(test_programs\.py::test_shimmed_curl_falls_back_and_works|"
-     r"test_own_bio\.py::test_curl_\w+)(\[[\w.-]+\])?$",
+     r"test_own_bio\.py::test_curl_\w+|"
+     r"test_curl_nginx\.py::test_curl_\w+)(\[[\w.-]+\])?$",
      r"^curl 7\.88 with the ASan runtime preloaded hangs", lambda: bool(ASAN_RT),
      "not under the ASan runtime: curl hangs in setlocale() with it, shim "
      "or not; the other build runs it"),

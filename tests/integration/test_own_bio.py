@@ -113,22 +113,20 @@ def expected(tls):
     return ("other-direction-stays", "kernel-cannot-rekey-tls13")
 
 
-@no_asan
-@pytest.mark.parametrize("tls", ["1.2", "1.3"])
-def test_curl_own_bio_moves(tls, certs, shim_config, workdir, files):
-    r, d = run(certs, files, workdir, tls, shim_env(shim_config))
-    s = one_session(r.stderr)
-    summ = shim_summary(r.stderr)
+def check_curl_session(stderr, d, tls, n, slack):
+    """curl's one session, moved (n bytes each way and up to slack of
+    protocol around them through the kernel, tls_stat delta d) or not,
+    as this libssl and kernel should."""
+    s = one_session(stderr)
+    summ = shim_summary(stderr)
     assert s["version"] == f"TLSv{tls}", s
     assert summ["sessions"] == 1, summ
     if own_moves(tls):
         assert s["tx"] == s["rx"] == "kernel", s
         assert s["engine"] == "shim,record-layer:shim", s
         assert summ["tx_kernel"] == summ["rx_kernel"] == 1, summ
-        # What curl read and wrote went through the kernel: the file
-        # each way and some HTTP around it.
-        assert N <= summ["bytes_rx"] < N + 4096, summ
-        assert N <= summ["bytes_tx"] < N + 4096, summ
+        assert n <= summ["bytes_rx"] < n + slack, summ
+        assert n <= summ["bytes_tx"] < n + slack, summ
         # One socket, both directions in the kernel's software kTLS.
         assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 1, d
         assert d.get("TlsDecryptError", 0) == 0, d
@@ -136,6 +134,15 @@ def test_curl_own_bio_moves(tls, certs, shim_config, workdir, files):
         assert (s["tx"], s["rx"]) == expected(tls), s
         assert summ["tx_kernel"] == summ["rx_kernel"] == 0, summ
         assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
+
+
+@no_asan
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+def test_curl_own_bio_moves(tls, certs, shim_config, workdir, files):
+    r, d = run(certs, files, workdir, tls, shim_env(shim_config))
+    # What curl read and wrote went through the kernel: the file each way
+    # and some HTTP around it.
+    check_curl_session(r.stderr, d, tls, N, 4096)
 
 
 @no_asan
