@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import (ASAN_RT, BIG, HERE, KERNEL, OSSL_REKEYS, PY, REKEY,
+from conftest import (ASAN_RT, BIG, HERE, KERNEL, PY, REKEY,
                       XFER, MiB, Proc, delta, free_port, make_file,
                       one_conn_intact,
                       own_moves, plain_env, sha256_file, shim_env,
@@ -104,8 +104,6 @@ def expected(tls):
     """(tx, rx) of an own-BIO session of this version here."""
     if own_moves(tls):
         return ("kernel", "kernel")
-    if OSSL_REKEYS:
-        return ("own-bio-needs-openssl-3.0",) * 2
     if not KERNEL:
         return ("kernel-has-no-tls",) * 2
     # TLS 1.3 on a kernel that cannot rekey: both directions or neither.
@@ -403,7 +401,7 @@ def test_own_bio_engines(engine, certs, shim_config):
     c, err, d = xfer_pair("client", certs, "send", "1.2",
                           shim_env(shim_config, KTLS_SHIM_ENGINE=engine))
     s = one_session(err)
-    if engine == "shim" or OSSL_REKEYS:
+    if engine == "shim":
         want = expected("1.2")
     else:
         want = ("own-bio-not-moved",) * 2

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import (ASAN_RT, BIG, ENGINES_HERE, HERE, KERNEL, OSSL_REKEYS,
+from conftest import (ASAN_RT, BIG, ENGINES_HERE, HERE, KERNEL,
                       PY, PY_VER,
                       XFER, MiB, Proc, delta, engine_label,
                       no_ktls_env, one_conn_intact,
@@ -129,8 +129,7 @@ def test_shimmed_curl_falls_back_and_works(custom, certs, shim_config,
         assert summ["bytes_rx"] >= BIG, summ
         assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 1, d
         return
-    reason = ("own-bio-needs-openssl-3.0" if OSSL_REKEYS else
-              "kernel-has-no-tls" if not KERNEL else None)
+    reason = "kernel-has-no-tls" if not KERNEL else None
     if reason:
         assert sess[0]["tx"] == sess[0]["rx"] == reason, sess
     else:  # TLS 1.3 where the kernel cannot rekey: both or neither
