@@ -155,16 +155,17 @@ def test_curl_custom_transports_off(how, certs, shim_config, workdir, files,
     assert not any(d.values()), d
 
 
-def xfer_pair(role, certs, mode, tls, env, extra=()):
+def xfer_pair(role, certs, mode, tls, env, extra=(), peer_extra=(),
+              sent=N, back=N):
     """tls_xfer --own-bio MODE in role (env: shimmed) against an unshimmed
-    tls_xfer over a socket BIO, N bytes each way: the shimmed end's conn
-    line and stderr and the tls_stat delta, once both agree on every
-    byte."""
+    tls_xfer over a socket BIO, `sent` bytes to the peer and `back` from it:
+    the shimmed end's conn line and stderr and the tls_stat delta, once
+    both agree on every byte."""
     cert, key = certs["ec"]
     vers = ["--tls", tls] if tls else []
-    own = vers + ["--send", str(N), "--seed", "5", "--own-bio", mode,
+    own = vers + ["--send", str(sent), "--seed", "5", "--own-bio", mode,
                   *extra]
-    other = vers + ["--send", str(N), "--seed", "6"]
+    other = vers + ["--send", str(back), "--seed", "6", *peer_extra]
     srv = ["--role", "server", "--port", "0", "--cert", cert, "--key", key]
     before = tls_stat()
     if role == "server":
@@ -178,7 +179,7 @@ def xfer_pair(role, certs, mode, tls, env, extra=()):
     assert me.wait() == 0, me.err[-3000:]
     assert peer.wait() == 0, peer.err[-3000:]
     d = delta(before, tls_stat())
-    c, _ = one_conn_intact(me.out, peer.out, N)
+    c, _ = one_conn_intact(me.out, peer.out, sent, back)
     return c, me.err, d
 
 
@@ -218,6 +219,45 @@ def test_own_bio_send_recv_moves(tls, io, role, certs, shim_config):
         assert d.get("TlsDecryptError", 0) == 0, d
     else:
         assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
+
+
+KU = 6  # KeyUpdates in a transfer; every other one asks the other side
+
+
+@pytest.mark.parametrize("updater", ["program", "peer"])
+def test_own_bio_key_updates(updater, certs, shim_config):
+    """TLS 1.3 KeyUpdates on a moved own-BIO session (the shim's record
+    layer follows them, whatever libssl): KU from the shimmed program
+    (SSL_key_update) or from the unshimmed peer, half asking for an answer.
+    The one sending the KeyUpdates sends N, the other 2 N, so it is still
+    writing when the update_requested ones arrive. Every byte arrives, and
+    the kernel's rekey counters moved by exactly what the shim did."""
+    ku = ["--key-updates", str(KU)]
+    prog = updater == "program"
+    c, err, d = xfer_pair(
+        "client", certs, "send", "1.3", shim_env(shim_config),
+        ku if prog else (), () if prog else ku,
+        sent=N if prog else 2 * N, back=2 * N if prog else N)
+    s = one_session(err)
+    summ = shim_summary(err)
+    assert summ["sessions"] == 1, summ
+    if not own_moves("1.3"):  # OpenSSL's own KeyUpdates, in userspace
+        assert (s["tx"], s["rx"]) == expected("1.3"), s
+        assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
+        return
+    assert s["tx"] == s["rx"] == "kernel", s
+    assert "SSL_key_update refused" not in err, err[-3000:]
+    rest = summ["rest"]
+    got = {k: int(rest.split(f"{k}=")[1].split()[0]) if k in rest else 0
+           for k in ("rekeys_tx", "rekeys_rx")}
+    mine, answers = ("rekeys_tx", "rekeys_rx") if prog else ("rekeys_rx",
+                                                             "rekeys_tx")
+    assert got[mine] == KU, (got, err[-3000:])
+    assert got[answers] >= 1, (got, err[-3000:])
+    assert d.get("TlsTxRekeyOk", 0) == got["rekeys_tx"], (got, d)
+    assert d.get("TlsRxRekeyOk", 0) == got["rekeys_rx"], (got, d)
+    assert d.get("TlsTxRekeyError", 0) == d.get("TlsRxRekeyError", 0) == 0
+    assert d.get("TlsDecryptError", 0) == 0, d
 
 
 # mode -> the reason both directions give: what the shim must refuse.
