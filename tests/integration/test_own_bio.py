@@ -6,17 +6,14 @@ unshimmed CPython HTTPS peer (pyssl_httpd.py) that hashes what it gets.
 curl hands OpenSSL its own BIO (connection filters). The shim proves it
 during the handshake (every record went, within the call and unchanged,
 to and from one TCP socket, nothing read ahead, TCP's count agreeing) and
-then, with libssl 3.0/3.1, installs both directions with its own engine on
-that socket and serves the session with its own record layer (the one for
+then, with any libssl 3 (3.0 on Debian 12, 3.5 on 13), installs both
+directions with its own engine on that socket and serves the session with its own record layer (the one for
 a libssl without kTLS), bypassing curl's BIO from then on: session line
 engine=shim,record-layer:shim transport=own. TLS 1.3 only where the kernel
 can follow a KeyUpdate (both directions or neither: on 6.1 it stays,
-kernel-cannot-rekey-tls13). With libssl 3.2+ the proven session stays in
-userspace (own-bio-needs-openssl-3.0), and custom_transports = no turns it
-all off. Every case: sha256 at both ends both ways, the shim's session
+kernel-cannot-rekey-tls13); custom_transports = no turns it all off. Every case: sha256 at both ends both ways, the shim's session
 line and summary, /proc/net/tls_stat deltas where the kernel has kTLS."""
 import base64
-import glob
 import hashlib
 import os
 import shutil
@@ -26,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import (ASAN_RT, BIG, HERE, KERNEL, PY, REKEY,
+from conftest import (ASAN_RT, BIG, HERE, KERNEL, PG_BIN, PY, REKEY,
                       XFER, MiB, Proc, delta, free_port, make_file,
                       one_conn_intact,
                       own_moves, plain_env, sha256_file, shim_env,
@@ -283,7 +280,6 @@ def test_own_bio_refused(mode, role, certs, shim_config):
 
 
 # ---- psql (libpq) and the PostgreSQL server --------------------------------
-PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"))), None)
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
@@ -383,9 +379,7 @@ PSQL_ASAN = ("psql and postgres with the ASan runtime preloaded hang, "
 @pytest.mark.skipif(not PG_BIN, reason="postgresql not installed")
 @pytest.mark.skipif(os.geteuid() != 0,
                     reason="needs root (runs PostgreSQL as nobody)")
-# Debian 13's root has no PostgreSQL, and there a proven session stays
-# alike for curl and psql (own-bio-needs-openssl-3.0): curl covers it.
-@pytest.mark.openssl_30_record_layer("own-bio-needs-openssl-3.0 there")
+@pytest.mark.needs_postgresql
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
 @pytest.mark.parametrize("side", ["psql", "postgres"])
 def test_postgres_own_bio(side, tls, pg_cluster, workdir):
@@ -414,7 +408,7 @@ def test_postgres_own_bio(side, tls, pg_cluster, workdir):
 @pytest.mark.skipif(not PG_BIN, reason="postgresql not installed")
 @pytest.mark.skipif(os.geteuid() != 0,
                     reason="needs root (runs PostgreSQL as nobody)")
-@pytest.mark.openssl_30_record_layer("own-bio-needs-openssl-3.0 there")
+@pytest.mark.needs_postgresql
 def test_postgres_custom_transports_off(pg_cluster, workdir):
     """custom_transports = no, TLS 1.2: psql's BIO unwatched, nothing moves,
     and OpenSSL's own installer stays off it too (libpq's BIO method
@@ -437,7 +431,7 @@ def test_postgres_custom_transports_off(pg_cluster, workdir):
 def test_own_bio_engines(engine, certs, shim_config):
     """engine = shim moves a proven own BIO as auto does; engine = openssl
     turns the shim's engine off, so the session stays with OpenSSL
-    (own-bio-not-moved; with 3.2+ own-bio-needs-openssl-3.0 either way)."""
+    (own-bio-not-moved)."""
     c, err, d = xfer_pair("client", certs, "send", "1.2",
                           shim_env(shim_config, KTLS_SHIM_ENGINE=engine))
     s = one_session(err)
