@@ -39,7 +39,6 @@ static const char *const names[KTLS_R_COUNT] = {
 	[KTLS_R_XPORT_OTHER_READER] = "transport-other-reader",
 	[KTLS_R_OWN_BIO_NOT_MOVED] = "own-bio-not-moved",
 	[KTLS_R_PADDING_REQUESTED] = "padding-requested",
-	[KTLS_R_OWN_BIO_NEEDS_30] = "own-bio-needs-openssl-3.0",
 };
 
 const char *ktls_reason_name(enum ktls_reason r)

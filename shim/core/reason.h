@@ -41,7 +41,6 @@ enum ktls_reason {
 	KTLS_R_XPORT_OTHER_READER, /* TCP read more than went through it */
 	KTLS_R_OWN_BIO_NOT_MOVED,  /* proven; engine = openssl: not moved */
 	KTLS_R_PADDING_REQUESTED,  /* TLS 1.3 record padding: kernel adds none */
-	KTLS_R_OWN_BIO_NEEDS_30,   /* proven own BIO, libssl 3.2+: stays */
 	KTLS_R_COUNT,
 };
 

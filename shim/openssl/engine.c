@@ -202,9 +202,14 @@ int ktls_engine_own(void)
 	return ktls_engine_all() && !ktls_engine_lib_has_ktls();
 }
 
+/* A proven own BIO with any libssl 3: the shim's record layer serves the
+ * session over the public SSL_* calls alone, never through OpenSSL's
+ * record layer (its BIO_read/BIO_write on the socket are fenced), so
+ * 3.2's new record layer does not matter here as it does for the
+ * socket BIO above. */
 int ktls_engine_own_bio(void)
 {
-	return ktls_cfg.custom_transports && record_layer_known() &&
+	return ktls_cfg.custom_transports && ktls_ossl.modern &&
 	       ktls_cfg.engine != KTLS_ENGINE_OPENSSL;
 }
 

@@ -55,7 +55,7 @@ int ktls_engine_own(void);
 
 /* Whether a session over the program's own BIO, once its handshake
  * proved the BIO (transport.c), is moved with the shim's engine and record
- * layer: custom_transports on, engine auto or shim, libssl 3.0/3.1. */
+ * layer: custom_transports on, engine auto or shim, any libssl 3. */
 int ktls_engine_own_bio(void);
 
 /* An own-BIO session about to run its handshake: the engine counts its

@@ -46,7 +46,13 @@ static void keylog_cb(const SSL *s, const char *line)
 		 * with (TX, only kept for a KeyUpdate). */
 		int rx = ktls_secret_is_rx(kind,
 					   ktls_ossl.SSL_is_server((SSL *)s));
-		struct ktls_keys *k = ktls_engine_keys(s, 1);
+		struct ktls_keys *k =
+			ktls_engine_keys(s, !ktls_ossl.rekeys_itself);
+		/* 3.2+ moves and rekeys a socket BIO's session itself: the
+		 * engine keeps secrets there only for an own-BIO session
+		 * (ktls_engine_own_bio_begin came first), which it serves. */
+		if (k && ktls_ossl.rekeys_itself && !ktls_engine_counts(k))
+			k = NULL;
 		if (k && (rx || ktls_engine_counts(k) || ktls_kernel_can_rekey()))
 			ktls_secrets_set(&k->sec, rx, secret, len);
 		ktls_ossl.OPENSSL_cleanse(secret, sizeof(secret));

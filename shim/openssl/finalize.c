@@ -321,7 +321,7 @@ static void move_own_bio(SSL *s, int fd, int io_flags)
 }
 
 /* No socket BIO: memory BIOs, and the program's own (transport.c says
- * what its handshake proved). A proven own BIO moves (libssl 3.0/3.1,
+ * what its handshake proved). A proven own BIO moves (any libssl 3,
  * engine auto or shim), from the end of the I/O call that finished the
  * handshake with nothing of OpenSSL's left to write, as a libssl without
  * kTLS does; everything else stays in userspace. */
@@ -332,8 +332,7 @@ static void note_non_socket(SSL *s, int from_cb)
 	int fd, io_flags;
 	enum ktls_reason why = ktls_oxp_verdict(s, &fd, &io_flags);
 	if (why == KTLS_R_MOVED && !ktls_engine_own_bio())
-		why = ktls_ossl.rekeys_itself ? KTLS_R_OWN_BIO_NEEDS_30
-					      : KTLS_R_OWN_BIO_NOT_MOVED;
+		why = KTLS_R_OWN_BIO_NOT_MOVED;
 	if (why == KTLS_R_MOVED &&
 	    (from_cb || ktls_ossl.SSL_want(s) != SSL_NOTHING))
 		return;

@@ -64,8 +64,9 @@ static int handshake_msg(struct ktls_orl *o, const uint8_t *m, size_t len,
 	case KTLS_MSG_DROP:
 		if (!atomic_exchange(&said_ticket, 1))
 			ktls_dbg("fd=%d: TLS 1.3 NewSessionTicket read by the "
-				 "kernel is dropped: libssl without kTLS cannot "
-				 "take it, so this session cannot be resumed",
+				 "kernel is dropped: libssl's record layer, "
+				 "which would take it, no longer reads this "
+				 "session, so it cannot be resumed",
 				 o->fd);
 		return CONTINUE;
 	case KTLS_MSG_KEY_UPDATE:

@@ -6,7 +6,7 @@
  * (session/xwatch.h): while an SSL I/O call runs an unfinished handshake,
  * each BIO_write/BIO_read libssl makes on the program's BIO is watched.
  * A proven session is moved by finalize.c with the shim's engine and
- * record layer (libssl 3.0/3.1: ktls_engine_own_bio), which from then on
+ * record layer (any libssl 3: ktls_engine_own_bio), which from then on
  * read and write the socket itself, bypassing the program's BIO.
  */
 #define _GNU_SOURCE

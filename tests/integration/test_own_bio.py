@@ -6,17 +6,14 @@ unshimmed CPython HTTPS peer (pyssl_httpd.py) that hashes what it gets.
 curl hands OpenSSL its own BIO (connection filters). The shim proves it
 during the handshake (every record went, within the call and unchanged,
 to and from one TCP socket, nothing read ahead, TCP's count agreeing) and
-then, with libssl 3.0/3.1, installs both directions with its own engine on
-that socket and serves the session with its own record layer (the one for
+then, with any libssl 3 (3.0 on Debian 12, 3.5 on 13), installs both
+directions with its own engine on that socket and serves the session with its own record layer (the one for
 a libssl without kTLS), bypassing curl's BIO from then on: session line
 engine=shim,record-layer:shim transport=own. TLS 1.3 only where the kernel
 can follow a KeyUpdate (both directions or neither: on 6.1 it stays,
-kernel-cannot-rekey-tls13). With libssl 3.2+ the proven session stays in
-userspace (own-bio-needs-openssl-3.0), and custom_transports = no turns it
-all off. Every case: sha256 at both ends both ways, the shim's session
+kernel-cannot-rekey-tls13); custom_transports = no turns it all off. Every case: sha256 at both ends both ways, the shim's session
 line and summary, /proc/net/tls_stat deltas where the kernel has kTLS."""
 import base64
-import glob
 import hashlib
 import os
 import shutil
@@ -26,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import (ASAN_RT, BIG, HERE, KERNEL, OSSL_REKEYS, PY, REKEY,
+from conftest import (ASAN_RT, BIG, HERE, KERNEL, PG_BIN, PY, REKEY,
                       XFER, MiB, Proc, delta, free_port, make_file,
                       one_conn_intact,
                       own_moves, plain_env, sha256_file, shim_env,
@@ -104,8 +101,6 @@ def expected(tls):
     """(tx, rx) of an own-BIO session of this version here."""
     if own_moves(tls):
         return ("kernel", "kernel")
-    if OSSL_REKEYS:
-        return ("own-bio-needs-openssl-3.0",) * 2
     if not KERNEL:
         return ("kernel-has-no-tls",) * 2
     # TLS 1.3 on a kernel that cannot rekey: both directions or neither.
@@ -164,16 +159,17 @@ def test_curl_custom_transports_off(how, certs, shim_config, workdir, files,
     assert not any(d.values()), d
 
 
-def xfer_pair(role, certs, mode, tls, env, extra=()):
+def xfer_pair(role, certs, mode, tls, env, extra=(), peer_extra=(),
+              sent=N, back=N):
     """tls_xfer --own-bio MODE in role (env: shimmed) against an unshimmed
-    tls_xfer over a socket BIO, N bytes each way: the shimmed end's conn
-    line and stderr and the tls_stat delta, once both agree on every
-    byte."""
+    tls_xfer over a socket BIO, `sent` bytes to the peer and `back` from it:
+    the shimmed end's conn line and stderr and the tls_stat delta, once
+    both agree on every byte."""
     cert, key = certs["ec"]
     vers = ["--tls", tls] if tls else []
-    own = vers + ["--send", str(N), "--seed", "5", "--own-bio", mode,
+    own = vers + ["--send", str(sent), "--seed", "5", "--own-bio", mode,
                   *extra]
-    other = vers + ["--send", str(N), "--seed", "6"]
+    other = vers + ["--send", str(back), "--seed", "6", *peer_extra]
     srv = ["--role", "server", "--port", "0", "--cert", cert, "--key", key]
     before = tls_stat()
     if role == "server":
@@ -187,7 +183,7 @@ def xfer_pair(role, certs, mode, tls, env, extra=()):
     assert me.wait() == 0, me.err[-3000:]
     assert peer.wait() == 0, peer.err[-3000:]
     d = delta(before, tls_stat())
-    c, _ = one_conn_intact(me.out, peer.out, N)
+    c, _ = one_conn_intact(me.out, peer.out, sent, back)
     return c, me.err, d
 
 
@@ -229,6 +225,45 @@ def test_own_bio_send_recv_moves(tls, io, role, certs, shim_config):
         assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
 
 
+KU = 6  # KeyUpdates in a transfer; every other one asks the other side
+
+
+@pytest.mark.parametrize("updater", ["program", "peer"])
+def test_own_bio_key_updates(updater, certs, shim_config):
+    """TLS 1.3 KeyUpdates on a moved own-BIO session (the shim's record
+    layer follows them, whatever libssl): KU from the shimmed program
+    (SSL_key_update) or from the unshimmed peer, half asking for an answer.
+    The one sending the KeyUpdates sends N, the other 2 N, so it is still
+    writing when the update_requested ones arrive. Every byte arrives, and
+    the kernel's rekey counters moved by exactly what the shim did."""
+    ku = ["--key-updates", str(KU)]
+    prog = updater == "program"
+    c, err, d = xfer_pair(
+        "client", certs, "send", "1.3", shim_env(shim_config),
+        ku if prog else (), () if prog else ku,
+        sent=N if prog else 2 * N, back=2 * N if prog else N)
+    s = one_session(err)
+    summ = shim_summary(err)
+    assert summ["sessions"] == 1, summ
+    if not own_moves("1.3"):  # OpenSSL's own KeyUpdates, in userspace
+        assert (s["tx"], s["rx"]) == expected("1.3"), s
+        assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
+        return
+    assert s["tx"] == s["rx"] == "kernel", s
+    assert "SSL_key_update refused" not in err, err[-3000:]
+    rest = summ["rest"]
+    got = {k: int(rest.split(f"{k}=")[1].split()[0]) if k in rest else 0
+           for k in ("rekeys_tx", "rekeys_rx")}
+    mine, answers = ("rekeys_tx", "rekeys_rx") if prog else ("rekeys_rx",
+                                                             "rekeys_tx")
+    assert got[mine] == KU, (got, err[-3000:])
+    assert got[answers] >= 1, (got, err[-3000:])
+    assert d.get("TlsTxRekeyOk", 0) == got["rekeys_tx"], (got, d)
+    assert d.get("TlsRxRekeyOk", 0) == got["rekeys_rx"], (got, d)
+    assert d.get("TlsTxRekeyError", 0) == d.get("TlsRxRekeyError", 0) == 0
+    assert d.get("TlsDecryptError", 0) == 0, d
+
+
 # mode -> the reason both directions give: what the shim must refuse.
 REFUSED = {"readahead": "transport-reads-ahead",
            "queue": "transport-queues-writes"}
@@ -252,7 +287,6 @@ def test_own_bio_refused(mode, role, certs, shim_config):
 
 
 # ---- psql (libpq) and the PostgreSQL server --------------------------------
-PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"))), None)
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
@@ -352,9 +386,7 @@ PSQL_ASAN = ("psql and postgres with the ASan runtime preloaded hang, "
 @pytest.mark.skipif(not PG_BIN, reason="postgresql not installed")
 @pytest.mark.skipif(os.geteuid() != 0,
                     reason="needs root (runs PostgreSQL as nobody)")
-# Debian 13's root has no PostgreSQL, and there a proven session stays
-# alike for curl and psql (own-bio-needs-openssl-3.0): curl covers it.
-@pytest.mark.openssl_30_record_layer("own-bio-needs-openssl-3.0 there")
+@pytest.mark.needs_postgresql
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
 @pytest.mark.parametrize("side", ["psql", "postgres"])
 def test_postgres_own_bio(side, tls, pg_cluster, workdir):
@@ -383,7 +415,7 @@ def test_postgres_own_bio(side, tls, pg_cluster, workdir):
 @pytest.mark.skipif(not PG_BIN, reason="postgresql not installed")
 @pytest.mark.skipif(os.geteuid() != 0,
                     reason="needs root (runs PostgreSQL as nobody)")
-@pytest.mark.openssl_30_record_layer("own-bio-needs-openssl-3.0 there")
+@pytest.mark.needs_postgresql
 def test_postgres_custom_transports_off(pg_cluster, workdir):
     """custom_transports = no, TLS 1.2: psql's BIO unwatched, nothing moves,
     and OpenSSL's own installer stays off it too (libpq's BIO method
@@ -406,11 +438,11 @@ def test_postgres_custom_transports_off(pg_cluster, workdir):
 def test_own_bio_engines(engine, certs, shim_config):
     """engine = shim moves a proven own BIO as auto does; engine = openssl
     turns the shim's engine off, so the session stays with OpenSSL
-    (own-bio-not-moved; with 3.2+ own-bio-needs-openssl-3.0 either way)."""
+    (own-bio-not-moved)."""
     c, err, d = xfer_pair("client", certs, "send", "1.2",
                           shim_env(shim_config, KTLS_SHIM_ENGINE=engine))
     s = one_session(err)
-    if engine == "shim" or OSSL_REKEYS:
+    if engine == "shim":
         want = expected("1.2")
     else:
         want = ("own-bio-not-moved",) * 2

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import (ASAN_RT, BIG, ENGINES_HERE, HERE, KERNEL, OSSL_REKEYS,
+from conftest import (ASAN_RT, BIG, ENGINES_HERE, HERE, KERNEL,
                       PY, PY_VER,
                       XFER, MiB, Proc, delta, engine_label,
                       no_ktls_env, one_conn_intact,
@@ -94,11 +94,9 @@ def test_shimmed_curl_falls_back_and_works(custom, certs, shim_config,
                                            workdir, big_file):
     """curl (7.88, 8.14) does its socket I/O through its own BIO, which the
     shim watches during the handshake: it hands OpenSSL's records to one
-    TCP socket unchanged, nothing read ahead, so with libssl 3.0 the
-    session moves (the shim's engine and record layer, transport=own;
-    test_own_bio.py has the details), with 3.2+ it stays
-    (own-bio-needs-openssl-3.0); with custom_transports = no it is not
-    watched at all. Here against openssl s_server -WWW (TLS 1.3, HTTP/1.0
+    TCP socket unchanged, nothing read ahead, so the session moves (the
+    shim's engine and record layer, transport=own; test_own_bio.py has the
+    details); with custom_transports = no it is not watched at all. Here against openssl s_server -WWW (TLS 1.3, HTTP/1.0
     to EOF without close_notify): curl gets every byte either way."""
     path, digest = big_file
     port = free_port()
@@ -129,8 +127,7 @@ def test_shimmed_curl_falls_back_and_works(custom, certs, shim_config,
         assert summ["bytes_rx"] >= BIG, summ
         assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 1, d
         return
-    reason = ("own-bio-needs-openssl-3.0" if OSSL_REKEYS else
-              "kernel-has-no-tls" if not KERNEL else None)
+    reason = "kernel-has-no-tls" if not KERNEL else None
     if reason:
         assert sess[0]["tx"] == sess[0]["rx"] == reason, sess
     else:  # TLS 1.3 where the kernel cannot rekey: both or neither
