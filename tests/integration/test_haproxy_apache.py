@@ -54,25 +54,38 @@ need_apache = pytest.mark.skipif(not APACHE, reason="apache2 not installed")
 @pytest.fixture(scope="module")
 def site(workdir):
     """A directory readable by anyone (Apache serves it as nobody): the big
-    file, the small one, the upload."""
+    file, the small one, an upload per TLS version (the backend, shared,
+    prints each hash it got)."""
     d = tempfile.mkdtemp(prefix="ktls-hpx.")
     os.chmod(d, 0o755)
     files = {}
     for name, size, seed in (("big.bin", N, 31), ("small.bin", SMALL, 32),
-                             ("up.bin", N, 33)):
+                             ("up-1.2.bin", N, 33), ("up-1.3.bin", N, 34)):
         files[name] = make_file(os.path.join(d, name), size, seed)
         os.chmod(os.path.join(d, name), 0o644)
     yield d, files
     shutil.rmtree(d, ignore_errors=True)
 
 
-def backend(d, certs, tls):
+@pytest.fixture(scope="module")
+def tls_backend(site, certs):
     """An unshimmed CPython HTTPS server (pyssl_httpd.py, a thread per
-    connection until killed): (Proc, port)."""
-    srv = Proc([PY, os.path.join(HERE, "pyssl_httpd.py"), "--dir", d,
+    connection until killed, TLS 1.2 and 1.3: HAProxy's server line picks)
+    for the module: Python starts in 8-10 s in the VM. (Proc, port)."""
+    srv = Proc([PY, os.path.join(HERE, "pyssl_httpd.py"), "--dir", site[0],
                 "--requests", "0", "--cert", certs["ec"][0], "--key",
-                certs["ec"][1], "--tls", tls], plain_env())
-    return srv, srv.read_port()
+                certs["ec"][1]], plain_env(), reap=False)
+    try:
+        yield srv, srv.read_port()
+    finally:
+        srv.p.kill()
+        srv.wait()
+
+
+# HAProxy's own per-request counts, and whether its server connection's
+# TLS session was resumed.
+LOG_FORMAT = ("hplog fe=%f st=%ST bytes_out=%B bytes_in=%U "
+              "resumed=%[ssl_bc_is_resumed]")
 
 
 class HAProxy:
@@ -102,7 +115,7 @@ class HAProxy:
 defaults
     mode http
     log global
-    log-format "hplog fe=%f st=%ST bytes_out=%B bytes_in=%U"
+    log-format "{LOG_FORMAT}"
     timeout connect 10s
     timeout client 600s
     timeout server 600s
@@ -117,6 +130,8 @@ frontend plain_in
 backend via_plain
     server s1 127.0.0.1:{self.plain_port}
 backend tls_be
+    # A connection per request: none left idle to hold the soft stop.
+    option http-server-close
     server s1 127.0.0.1:{tls_be} ssl verify none {v}
 """)
         self.log = workdir / f"haproxy-{tls}.log"
@@ -167,11 +182,11 @@ def haproxy_procs():
 
 
 def hplog(text):
-    """HAProxy's own per-request counters: [(frontend, status, out, in)],
-    less wait_port's probe (a connection that sent nothing)."""
-    return [(fe, int(st), int(o), int(i)) for fe, st, o, i in re.findall(
-        r"hplog fe=(\S+) st=(-?\d+) bytes_out=(\d+) bytes_in=(\d+)", text)
-        if int(i)]
+    """HAProxy's own per-request counters: [(frontend, status, out, in,
+    resumed)], less the readiness probe (a connection that sent nothing)."""
+    return [(fe, int(st), int(o), int(i), r) for fe, st, o, i, r in
+            re.findall(r"hplog fe=(\S+) st=(-?\d+) bytes_out=(\d+) "
+                       r"bytes_in=(\d+) resumed=(\d)", text) if int(i)]
 
 
 def curl_opts(url, tls):
@@ -190,15 +205,16 @@ def curl(url, tls, args, timeout=900):
 
 
 def get_put(base, tls, site, out):
-    """GET big.bin, then PUT up.bin on the same connection: both hashes
-    checked at the receiving end (the backend prints what it got)."""
+    """GET big.bin, then PUT up-TLS.bin on the same connection: both
+    hashes checked at the receiving end (the backend prints what it got)."""
     d, files = site
+    up = f"up-{tls}.bin"
     w = ["-w", "connects=%{num_connects}\\n"]
     r = curl(base, tls, ["-o", str(out), *w, f"{base}/big.bin", "--next",
                          *curl_opts(base, tls), *w, "-T",
-                         os.path.join(d, "up.bin"), f"{base}/up"])
+                         os.path.join(d, up), f"{base}/up"])
     assert sha256_file(out) == files["big.bin"]
-    assert f"{N} {files['up.bin']}" in r.stdout, r.stdout
+    assert f"{N} {files[up]}" in r.stdout, r.stdout
     assert r.stdout.count("connects=1") == 1, r.stdout
     assert r.stdout.count("connects=0") == 1, r.stdout
 
@@ -223,28 +239,25 @@ def check_moved(sess, tls, d, count=1):
 @need_haproxy
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
 def test_haproxy_server_and_client(tls, certs, shim_config, workdir, site,
-                                   haproxy_procs):
+                                   tls_backend, haproxy_procs):
     """HAProxy (shimmed) terminating TLS for unshimmed curl and passing the
     request on, as a TLS client (`server ... ssl verify none`), to an
-    unshimmed CPython HTTPS server: one kept-alive connection, GET then PUT
-    of N bytes. Both of HAProxy's sessions move; curl hashes what it got,
-    the server what it got."""
-    srv, bport = backend(site[0], certs, tls)
+    unshimmed CPython HTTPS server: one kept-alive connection from curl,
+    GET then PUT of N bytes, a server connection for each (the second
+    resumes the first's TLS session). HAProxy's three sessions move; curl
+    hashes what it got, the server what it got."""
+    srv, bport = tls_backend
     before = tls_stat()
     h = HAProxy(workdir, certs, tls, shim_env(shim_config), site,
                 tls_be=bport)
     haproxy_procs.append(h)
     get_put(f"https://127.0.0.1:{h.tls_port}", tls, site,
             workdir / f"hpx-{tls}.out")
-    # The backend first: HAProxy's idle connection to it would hold its
-    # soft stop for seconds (11-13 s in the VM), closed it goes at once.
-    srv.p.kill()
-    srv.wait()
+    srv.wait_line(f"put len={N} sha256={site[1][f'up-{tls}.bin']}")
     log = h.stop()
     d = delta(before, tls_stat())
-    assert f"put len={N} sha256={site[1]['up.bin']}" in srv.out, srv.out
     sess = sessions(log)
-    check_moved(sess, tls, d, 2)
+    check_moved(sess, tls, d, 3)
     summ = shim_summary(log)
     if own_moves(tls):
         # Each way the file crossed both sessions, once each.
@@ -252,11 +265,17 @@ def test_haproxy_server_and_client(tls, certs, shim_config, workdir, site,
         assert 2 * N <= summ["bytes_rx"] < 2 * N + 8192, summ
     # What HAProxy counts is above its BIO: it still sees every byte.
     reqs = hplog(log)
-    assert sorted((fe, st) for fe, st, _, _ in reqs) == \
+    assert sorted((fe, st) for fe, st, *_ in reqs) == \
         [("plain_in", 200)] * 2 + [("tls_in", 200)] * 2, log
     for fe in ("plain_in", "tls_in"):
-        (o1, i1), (o2, i2) = [(o, i) for f, _, o, i in reqs if f == fe]
+        (o1, i1), (o2, i2) = [(o, i) for f, _, o, i, _ in reqs if f == fe]
         assert o1 > N and i2 > N, reqs
+    # The PUT's server connection resumed the GET's TLS session (a
+    # ticket from the TLS 1.2 handshake; TLS 1.3's come after it, read by
+    # the kernel once moved, and dropped, as without kTLS in libssl).
+    resumed = [r for f, *_, r in reqs if f == "plain_in"]
+    assert resumed == ["0", "0" if tls == "1.3" and own_moves(tls)
+                       else "1"], reqs
     FIGURES.append(
         f"haproxy TLS {tls} server+client: " + ", ".join(
             f"{s['tx']}/{s['rx']} {s['engine']}" for s in sess) +
