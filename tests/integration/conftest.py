@@ -208,6 +208,11 @@ SKIP_ALLOWLIST = [
     (r"test_own_bio\.py::test_postgres_", r"^postgresql not installed",
      lambda: not REQUIRE_ALL,
      "missing tool, by hand only (KTLS_REQUIRE_ALL unset)"),
+    (r"test_haproxy_apache\.py::test_apache_", r"^needs root",
+     lambda: not ROOT, "needs root (Apache serves as nobody)"),
+    (r"test_haproxy_apache\.py::", r"^(haproxy|apache2) not installed",
+     lambda: not REQUIRE_ALL,
+     "missing tool, by hand only (KTLS_REQUIRE_ALL unset)"),
     (r"test_(setuid|install)\.py::", r"^needs root", lambda: not ROOT or (
         not REQUIRE_ALL and not shutil.which("unshare")),
      "needs root (and unshare): mount namespace, setuid copy"),
