@@ -5,7 +5,8 @@ bodies are hashed and answered with "LEN SHA256HEX" (also printed as
 "put len=N sha256=HEX"). Serves --requests connections (each with every
 request the client makes on it) from --dir, then exits (so the shim's exit
 summary is written), printing PORT n first. --tls 1.2|1.3: only that
-version.
+version. --requests 0: a thread per connection until killed (HAProxy's
+backend, whose connection count is HAProxy's to choose).
 
   pyssl_httpd.py --dir D --cert C --key K --requests N [--tls V]
 """
@@ -58,9 +59,13 @@ def main():
             ssl.TLSVersion.TLSv1_2 if args.tls == "1.2"
             else ssl.TLSVersion.TLSv1_3)
     handler = functools.partial(Handler, directory=args.dir)
-    srv = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    cls = (http.server.ThreadingHTTPServer if not args.requests
+           else http.server.HTTPServer)
+    srv = cls(("127.0.0.1", 0), handler)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(f"PORT {srv.server_address[1]}", flush=True)
+    if not args.requests:
+        srv.serve_forever()
     for _ in range(args.requests):
         srv.handle_request()
     srv.server_close()
