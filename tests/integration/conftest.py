@@ -539,6 +539,15 @@ KERNEL_DUPLICATES = [
     ("bookworm", r"test_haproxy_apache\.py::test_(haproxy_server_and_client|"
      r"haproxy_parallel|apache_stays_intact)",
      "TLS 1.2 moves, and the proof is the same, on every kernel"),
+    # HAProxy 3.0 over OpenSSL 3.5 (Debian 13) on sid: its TLS server and
+    # client chain, both versions, and the partial record on its epoll
+    # loop (19 s). The 200 connections at once (13 s) are the shim's fd
+    # table and record layer, alike with OpenSSL 3.0 (Debian 12's sid runs
+    # them; HAProxy 3.0 moved 200 of 200 here, by hand); Apache is not in
+    # the root.
+    ("trixie-sid", r"test_haproxy_apache\.py::test_(haproxy_parallel|"
+     r"apache_stays_intact)",
+     "the fd table at 200 is HAProxy 2.6's run's; no Apache in the root"),
     # OpenSSL 3.5's own-BIO sessions move as 3.0's do (the shim's record
     # layer serves them, not libssl's): sid runs curl 8.14 both versions,
     # tls_xfer's non-blocking send/recv BIO in both roles, each refused
