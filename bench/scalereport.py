@@ -192,6 +192,8 @@ def report(res):
           "its live rows in `owners`.", ""]
     L += maps_table(res)
     L += ["", "## Every stage", ""] + stages_table(res)
+    L += [f"- FAILED: {r['run']} TLS {r['tls']}: {r['error'][-300:]}"
+          for r in res["runs"] if r.get("error")]
     L += ["", "Wall time per run (s): " + ", ".join(
         f"{r['run']} TLS {r['tls']} {r['wall_s']}" for r in res["runs"]), ""]
     return "\n".join(L) + "\n"
@@ -202,6 +204,8 @@ def check(res):
     bad = []
     for r in res["runs"]:
         tag = f"{r['run']} TLS {r['tls']}"
+        if r.get("error"):
+            bad.append(f"{tag}: {r['error'][-300:]}")
         for s in stage(r):
             if s["resumed"] != s["open"] - 0:
                 bad.append(f"{tag}: {s['resumed']} of {s['open']} resumed")
