@@ -523,6 +523,24 @@ KERNEL_DUPLICATES = [
      r"test_postgres_custom_transports_off|test_own_bio_engines|"
      r"test_own_bio_key_updates)",
      "TLS 1.2 moves, and the proof is the same, on every kernel"),
+    # ~18 s (the cluster's initdb 11 s, two cases): PostgreSQL's TLS 1.3
+    # staying on 6.1 (both directions or neither) is the shim's decision
+    # before any program's, which curl's and tls_xfer's own-BIO TLS 1.3
+    # cases show there; sid runs PostgreSQL both ways, both versions.
+    ("bookworm", r"test_own_bio\.py::test_postgres_own_bio\[\w+-1\.3\]",
+     "TLS 1.3 stays on 6.1 whatever the own BIO; curl's case shows it"),
+    # ~50 s of Debian 12 on sid (ci15: the suite took 621 s, 92 more than
+    # before these programs joined): curl over HTTP/2's TLS 1.2 (Debian
+    # 13's curl 8.14 runs it on sid; the 64 MiB here are the TLS 1.3
+    # case's), HAProxy 2.6's TLS server and client chain, both versions,
+    # with its CPython backend (HAProxy 3.0 runs the chain on sid over
+    # the same record layer, OpenSSL 3.5 under it) and its partial record
+    # (on 6.1 here, and with HAProxy 3.0 on sid). Debian 12's sid keeps
+    # HAProxy's 200 connections and Apache's refusal.
+    ("sid", r"test_curl_nginx\.py::test_curl_http2_down_up\[1\.2\]|"
+     r"test_haproxy_apache\.py::test_haproxy_(server_and_client|"
+     r"partial_record_nonblocking)",
+     "the same shim path with Debian 13's programs on sid, or on 6.1"),
     # KeyUpdates on a moved own-BIO session: the shim's record layer's,
     # alike over 3.0 and 3.5; 3.5's run (vm-trixie-sid) also shows the
     # TLS 1.3 secrets its keylog callback keeps only for own BIOs.
@@ -766,12 +784,20 @@ def no_ktls_env(config, **extra):
 NO_KTLS_PRELOAD = (f"{ASAN_RT}:{SHIM}" if ASAN_RT else SHIM) + ":" + NO_KTLS
 
 
-def own_moves(tls):
-    """Whether the shim's record layer (libssl without kTLS) moves a
-    session of this version: both directions or neither, so TLS 1.3 only
-    where the kernel can follow a KeyUpdate on RX. Any libssl 3: the
-    shim's record layer serves the session, not OpenSSL's."""
+def own_bio_moves(tls):
+    """Whether a session over a program's own BIO, proven, moves: both
+    directions or neither, so TLS 1.3 only where the kernel can follow a
+    KeyUpdate on RX. Any libssl 3: the shim's record layer serves the
+    session through the public SSL_* calls, not OpenSSL's record layer."""
     return KERNEL and (tls == "1.2" or REKEY)
+
+
+def own_moves(tls):
+    """Whether the shim's record layer moves a session of a libssl without
+    kTLS (or engine = shim's): as own_bio_moves, and only over 3.0/3.1,
+    where the engine takes OpenSSL's socket-BIO sessions (3.2+ moves
+    those itself, and a libssl 3.2+ without kTLS keeps them)."""
+    return own_bio_moves(tls) and not OSSL_REKEYS
 
 
 def engine_label(tls, engine="auto"):

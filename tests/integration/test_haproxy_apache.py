@@ -34,7 +34,7 @@ import time
 import pytest
 
 from conftest import (BIG, FIGURES, HERE, PY, MiB, Proc, delta,
-                      free_port, make_file, own_moves, plain_env,
+                      free_port, make_file, own_bio_moves, plain_env,
                       sha256_file, shim_env, shim_summary, tls_stat,
                       wait_port)
 from test_custom_transport import sessions
@@ -228,7 +228,7 @@ def check_moved(sess, tls, d, count=1):
         assert "transport=own" in s["rest"].split(), s
         assert s["version"] == f"TLSv{tls}", s
         assert (s["tx"], s["rx"]) == want, s
-    if own_moves(tls):
+    if own_bio_moves(tls):
         assert {s["engine"] for s in sess} == {"shim,record-layer:shim"}
         assert d["TlsTxSw"] == count and d["TlsRxSw"] == count, d
         assert d.get("TlsDecryptError", 0) == 0, d
@@ -259,7 +259,7 @@ def test_haproxy_server_and_client(tls, certs, shim_config, workdir, site,
     sess = sessions(log)
     check_moved(sess, tls, d, 3)
     summ = shim_summary(log)
-    if own_moves(tls):
+    if own_bio_moves(tls):
         # Each way the file crossed both sessions, once each.
         assert 2 * N <= summ["bytes_tx"] < 2 * N + 8192, summ
         assert 2 * N <= summ["bytes_rx"] < 2 * N + 8192, summ
@@ -274,7 +274,7 @@ def test_haproxy_server_and_client(tls, certs, shim_config, workdir, site,
     # ticket from the TLS 1.2 handshake; TLS 1.3's come after it, read by
     # the kernel once moved, and dropped, as without kTLS in libssl).
     resumed = [r for f, *_, r in reqs if f == "plain_in"]
-    assert resumed == ["0", "0" if tls == "1.3" and own_moves(tls)
+    assert resumed == ["0", "0" if tls == "1.3" and own_bio_moves(tls)
                        else "1"], reqs
     FIGURES.append(
         f"haproxy TLS {tls} server+client: " + ", ".join(
@@ -309,7 +309,7 @@ def test_haproxy_parallel(certs, shim_config, workdir, site, haproxy_procs):
     check_moved(sessions(log), "1.2", d, PARALLEL)
     summ = shim_summary(log)
     assert summ["sessions"] == PARALLEL, summ
-    if own_moves("1.2"):
+    if own_bio_moves("1.2"):
         assert summ["tx_kernel"] == summ["rx_kernel"] == PARALLEL, summ
         assert summ["bytes_tx"] >= PARALLEL * SMALL, summ
     assert len(hplog(log)) == PARALLEL, log[-3000:]

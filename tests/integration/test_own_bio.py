@@ -26,7 +26,7 @@ import pytest
 from conftest import (ASAN_RT, BIG, HERE, KERNEL, PG_BIN, PY, REKEY,
                       XFER, MiB, Proc, delta, free_port, make_file,
                       one_conn_intact,
-                      own_moves, plain_env, sha256_file, shim_env,
+                      own_bio_moves, plain_env, sha256_file, shim_env,
                       shim_summary, tls_stat)
 from test_custom_transport import sessions
 
@@ -99,7 +99,7 @@ def one_session(stderr):
 
 def expected(tls):
     """(tx, rx) of an own-BIO session of this version here."""
-    if own_moves(tls):
+    if own_bio_moves(tls):
         return ("kernel", "kernel")
     if not KERNEL:
         return ("kernel-has-no-tls",) * 2
@@ -116,7 +116,7 @@ def check_curl_session(stderr, d, tls, n, slack):
     summ = shim_summary(stderr)
     assert s["version"] == f"TLSv{tls}", s
     assert summ["sessions"] == 1, summ
-    if own_moves(tls):
+    if own_bio_moves(tls):
         assert s["tx"] == s["rx"] == "kernel", s
         assert s["engine"] == "shim,record-layer:shim", s
         assert summ["tx_kernel"] == summ["rx_kernel"] == 1, summ
@@ -208,7 +208,7 @@ def test_own_bio_send_recv_moves(tls, io, role, certs, shim_config):
     assert (s["version"], s["cipher"]) == (c["version"], c["cipher"]), s
     tx, rx = expected(tls)
     assert (s["tx"], s["rx"]) == (tx, rx), s
-    moved = own_moves(tls)
+    moved = own_bio_moves(tls)
     assert c["kernel_tx"] == c["kernel_rx"] == str(int(moved)), c
     # OpenSSL itself never had kTLS here: the shim's record layer ran it.
     assert c["lib_tx"] == c["lib_rx"] == "0", c
@@ -245,7 +245,7 @@ def test_own_bio_key_updates(updater, certs, shim_config):
     s = one_session(err)
     summ = shim_summary(err)
     assert summ["sessions"] == 1, summ
-    if not own_moves("1.3"):  # OpenSSL's own KeyUpdates, in userspace
+    if not own_bio_moves("1.3"):  # OpenSSL's own KeyUpdates, in userspace
         assert (s["tx"], s["rx"]) == expected("1.3"), s
         assert not d.get("TlsTxSw") and not d.get("TlsRxSw"), d
         return
@@ -404,7 +404,7 @@ def test_postgres_own_bio(side, tls, pg_cluster, workdir):
     s = one_session(err)
     assert s["version"] == f"TLSv{tls}", s
     assert (s["tx"], s["rx"]) == expected(tls), s
-    if own_moves(tls):
+    if own_bio_moves(tls):
         assert s["engine"] == "shim,record-layer:shim", s
         assert d["TlsTxSw"] == 1 and d["TlsRxSw"] == 1, d
         assert d.get("TlsDecryptError", 0) == 0, d

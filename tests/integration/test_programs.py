@@ -13,7 +13,8 @@ from conftest import (ASAN_RT, BIG, ENGINES_HERE, HERE, KERNEL,
                       PY, PY_VER,
                       XFER, MiB, Proc, delta, engine_label,
                       no_ktls_env, one_conn_intact,
-                      own_moves, free_port, make_file, parse_conns,
+                      own_bio_moves, own_moves, free_port, make_file,
+                      parse_conns,
                       plain_env, rx_moves, rx_state, sha256_file, shim_env,
                       shim_sessions, shim_summary, tls_stat)
 from test_load import LOAD
@@ -121,7 +122,7 @@ def test_shimmed_curl_falls_back_and_works(custom, certs, shim_config,
         return
     sess = shim_sessions(r.stderr)
     assert len(sess) == 1, r.stderr[-3000:]
-    if own_moves("1.3"):
+    if own_bio_moves("1.3"):
         assert sess[0]["tx"] == sess[0]["rx"] == "kernel", sess
         assert sess[0]["engine"] == "shim,record-layer:shim", sess
         assert summ["bytes_rx"] >= BIG, summ
