@@ -1,11 +1,13 @@
 """What the process-level benches (nginx-bench, nbd-bench, ebpf-cost,
-migration-bench) share: whether this kernel has kTLS, an environment
-without the shim, a loopback port and waiting for it, a process's CPU time,
-a file of known content, and the shim's summary line."""
+migration-bench, curl-bench, scale-bench) share: whether this kernel has
+kTLS, an environment without the shim, a loopback port and waiting for it,
+a process's CPU time, a file of known content, a self-signed certificate,
+and the shim's summary line."""
 import hashlib
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 
@@ -85,3 +87,13 @@ def shim_summary(path):
 def where():
     return ("emulated (QEMU TCG)" if os.environ.get("KTLS_VM_KERNEL")
             else "native")
+
+
+def self_signed(d):
+    """A P-256 certificate for localhost and its key in d: (cert, key)."""
+    cert, key = f"{d}/c.crt", f"{d}/c.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    return cert, key
